@@ -1,0 +1,24 @@
+"""Logging Keras models to MLflow in the Keras 3 `.keras` format."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+
+
+def requirements() -> list[str]:
+    """Pinned explicitly: MLflow's own inference reloads the model in a subprocess (slow)."""
+    return [f"{p}=={version(p)}" for p in ("keras", "tensorflow", "numpy")]
+
+
+def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:
+    """Log `model` under the active run; returns its `runs:/` URI."""
+    info = mlflow.keras.log_model(
+        model, name=name, signature=infer_signature(example, model.predict(example, verbose=0)),
+        pip_requirements=requirements(),
+    )
+    return f"runs:/{mlflow.active_run().info.run_id}/{name}" if info else ""

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install fmnist and its data on a fresh machine. Idempotent; `make` calls it.
+#   - Python packages: `pip install -e .[test]` into the active Python (use a venv if you like)
+#   - Fashion-MNIST: Debian's dataset-fashion-mnist where apt exists, else the official download
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+"$PYTHON" -m fmnist.data --download

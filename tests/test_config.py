@@ -1,0 +1,54 @@
+"""Every bad value is rejected with one line naming the key, before any data is loaded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fmnist.config import ConfigError, TrainConfig, validate
+from tests.conftest import compose_cfg
+
+BAD = [
+    ("model.conv_blocks.0.filters=0", "model.conv_blocks[0].filters=0", "greater than or equal to 1"),
+    ("model.conv_blocks.1.dropout=1.2", "model.conv_blocks[1].dropout=1.2", "less than 1"),
+    ("model.conv_blocks.0.padding=full", "model.conv_blocks[0].padding='full'", "'same' or 'valid'"),
+    ("trainer.epochs=-1", "trainer.epochs=-1", "greater than or equal to 1"),
+    ("+trainer.epoch=3", "trainer.epoch: unknown key", "epochs, batch_size"),
+    ("model.optimizer=adamax", "model.optimizer='adamax'", "'adam', 'adamw', 'sgd' or 'rmsprop'"),
+    ("data.val_fraction=0", "data.val_fraction=0", "greater than 0"),
+    ("trainer.batch_size=ten", "trainer.batch_size='ten'", "valid integer"),
+]
+
+
+@pytest.mark.parametrize("override,key,allowed", BAD)
+def test_bad_value_is_one_line_naming_key(override, key, allowed):
+    with pytest.raises(ConfigError) as e:
+        validate(TrainConfig, compose_cfg("config", [override]))
+    assert str(e.value).count("\n") == 0
+    assert str(e.value).startswith(key) and allowed in str(e.value)
+
+
+def test_conv_stack_that_shrinks_the_image_away():
+    cfg = compose_cfg("config", ["model.conv_blocks=[{kernel:11,padding:valid},{kernel:11,padding:valid}]"])
+    with pytest.raises(ConfigError, match="shrinks the 28x28 input"):
+        validate(TrainConfig, cfg)
+
+
+@pytest.mark.parametrize("name", ["quick", "seed_dense", "seed_cnn32", "seed_cnn64", "seed_cnn_dropout", "seed_final"])
+def test_every_experiment_is_valid(name):
+    assert validate(TrainConfig, compose_cfg("config", [f"experiment={name}"])).name == name
+
+
+def test_cli_fails_before_loading_data(tmp_path):
+    """A bad value exits 2 with one line even when the data dir is empty: nothing was loaded."""
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist.train", "model.conv_blocks.0.filters=0", f"data.dir={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert [l for l in out.stderr.splitlines() if l.startswith("error:")] == [
+        "error: config: model.conv_blocks[0].filters=0: Input should be greater than or equal to 1"
+    ]
+    assert not (tmp_path / "mlflow.db").exists(), "no run may be created for a bad config"

@@ -1,0 +1,44 @@
+"""The builder makes each seed model with the architecture the original project had."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmnist.config import TrainConfig, validate
+from fmnist.model import build_model
+from tests.conftest import compose_cfg
+
+
+def conv(k: int, cin: int, cout: int) -> int:
+    return k * k * cin * cout + cout
+
+
+def dense(nin: int, nout: int) -> int:
+    return nin * nout + nout
+
+
+# Parameter counts worked out by hand from each architecture.
+EXPECTED = {
+    "seed_dense": dense(784, 128) + dense(128, 10),
+    "seed_cnn32": conv(3, 1, 32) + dense(13 * 13 * 32, 128) + dense(128, 10),
+    "seed_cnn64": conv(3, 1, 64) + dense(13 * 13 * 64, 128) + dense(128, 10),
+    "seed_cnn_dropout": conv(3, 1, 64) + conv(3, 64, 128) + dense(5 * 5 * 128, 128) + dense(128, 10),
+    "seed_final": conv(3, 1, 32) + conv(3, 32, 64) + dense(7 * 7 * 64, 128) + dense(128, 10),
+}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_seed_model_shape_and_parameters(name):
+    model = build_model(validate(TrainConfig, compose_cfg("config", [f"experiment={name}"])).model)
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == EXPECTED[name]
+
+
+def test_batch_norm_and_augmentation_layers():
+    cfg = compose_cfg("config", ["model.conv_blocks.0.batch_norm=true", "model.augment.flip=true",
+                                 "model.augment.shift=0.1", "model.augment.zoom=0.1"])
+    model = build_model(validate(TrainConfig, cfg).model)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[1:4] == ["RandomFlip", "RandomTranslation", "RandomZoom"]
+    assert "BatchNormalization" in kinds
+    assert model.output_shape == (None, 10)
