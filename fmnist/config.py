@@ -26,6 +26,7 @@ class Strict(BaseModel):
 
 class ConvBlock(Strict):
     filters: int = Field(32, ge=1, le=1024)
+    convs: int = Field(1, ge=1, le=4, description="conv layers in the block (2: VGG style)")
     kernel: int = Field(3, ge=1, le=11)
     padding: Padding = "same"
     pool: bool = True
@@ -58,7 +59,7 @@ class ModelConfig(Strict):
         """Valid padding and pooling shrink the image; catch a stack that shrinks it away."""
         size = 28
         for i, b in enumerate(self.conv_blocks):
-            size = size - b.kernel + 1 if b.padding == "valid" else size
+            size = size - b.convs * (b.kernel - 1) if b.padding == "valid" else size
             size = size // 2 if b.pool else size
             if size < 1:
                 raise ValueError(f"conv_blocks[{i}] shrinks the 28x28 input to nothing; use padding 'same' or fewer blocks")
@@ -75,6 +76,7 @@ class TrainerConfig(Strict):
     epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=8192)
     early_stopping: int = Field(0, ge=0, description="patience in epochs on val_loss; 0 turns it off")
+    reduce_lr: int = Field(0, ge=0, description="patience before halving the learning rate; 0 turns it off")
     verbose: int = Field(2, ge=0, le=2)
 
 
@@ -83,6 +85,7 @@ class MlflowConfig(Strict):
     experiment: str = "fmnist"
     run_name: Optional[str] = None
     log_model: bool = True
+    registered_model: str = "fmnist-cnn"
 
 
 class TrainConfig(Strict):
@@ -92,6 +95,98 @@ class TrainConfig(Strict):
     model: ModelConfig = ModelConfig()
     trainer: TrainerConfig = TrainerConfig()
     mlflow: MlflowConfig = MlflowConfig()
+
+
+# Hyperparameters a search space may tune; each maps onto a model or trainer value.
+SEARCHABLE = {
+    "conv_blocks": "number of conv blocks",
+    "filters": "filters of each block (per block)",
+    "convs": "conv layers in every block",
+    "kernel": "kernel size of every block",
+    "padding": "padding of every block",
+    "batch_norm": "batch norm in every block",
+    "block_dropout": "dropout after each block (per block)",
+    "dense_units": "units of the dense layer",
+    "dense_dropout": "dropout before the classifier",
+    "augment": "training-time shift / zoom / flip",
+    "optimizer": "optimizer",
+    "learning_rate": "learning rate",
+    "batch_size": "batch size",
+    "epochs": "epochs of a trial",
+}
+
+
+class SearchParam(Strict):
+    """One searchable dimension, as written in conf/search/*.yaml."""
+
+    type: Literal["choice", "int", "float", "log_float", "boolean", "fixed"]
+    values: Optional[list[Any]] = None
+    value: Any = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    step: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SearchParam":
+        if self.type == "choice" and not self.values:
+            raise ValueError("type 'choice' needs a non-empty 'values' list")
+        if self.type == "fixed" and self.value is None:
+            raise ValueError("type 'fixed' needs a 'value'")
+        if self.type in ("int", "float", "log_float"):
+            if self.min is None or self.max is None:
+                raise ValueError(f"type '{self.type}' needs 'min' and 'max'")
+            if self.min > self.max:
+                raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+            if self.type == "log_float" and self.min <= 0:
+                raise ValueError("type 'log_float' needs min > 0")
+        return self
+
+
+class TunerConfig(Strict):
+    kind: Literal["random", "bayesian", "hyperband"] = "bayesian"
+    max_trials: int = Field(10, ge=1)
+    executions_per_trial: int = Field(1, ge=1)
+    initial_points: int = Field(3, ge=1, description="bayesian: random trials before the model guides")
+    max_epochs: int = Field(20, ge=1, description="hyperband: epochs of the longest trial")
+    factor: int = Field(3, ge=2, description="hyperband: reduction factor between rounds")
+    iterations: int = Field(1, ge=1, description="hyperband: full brackets to run")
+
+
+PER_BLOCK = ("filters", "block_dropout")
+
+
+class SweepConfig(Strict):
+    name: str = "default"
+    dir: str = "sweeps"
+    fresh: bool = False
+
+
+class SelectionConfig(Strict):
+    max_gap: float = Field(0.03, ge=0.0, le=1.0)
+    alias: str = "best"
+    retrain_epochs: int = Field(0, ge=0, description="0: register the winning trial's own model; "
+                                "N: retrain its hyperparameters for up to N epochs first")
+    retrain_patience: int = Field(4, ge=1, description="retrain: early-stopping patience on val_loss; "
+                                  "the learning rate halves after half as many epochs without progress")
+
+
+class Config(TrainConfig):
+    """Everything `fmnist.train` and `fmnist.sweep` read: one composed config serves both,
+    so `experiment=quick` means "quick" for either command."""
+
+    search: dict[str, SearchParam] = {}
+    tuner: TunerConfig = TunerConfig()
+    sweep: SweepConfig = SweepConfig()
+    selection: SelectionConfig = SelectionConfig()
+
+    @model_validator(mode="after")
+    def _searchable(self) -> "Config":
+        unknown = sorted(set(self.search) - set(SEARCHABLE))
+        if unknown:
+            raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
+        if self.tuner.kind == "hyperband" and "epochs" in self.search:
+            raise ValueError("search.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it from the space")
+        return self
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -116,9 +211,14 @@ def _dotted(loc: tuple) -> str:
 def _one_line(schema: type[BaseModel], err: dict[str, Any], prefix: str) -> str:
     loc = tuple(p for p in err["loc"] if p not in ("function-after",))
     key = prefix + _dotted(loc)
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key; allowed keys: {_allowed(schema, loc[:-1])}"
-    return f"{key}={err.get('input')!r}: {err['msg'].removeprefix('Value error, ')}"
+    if not loc:
+        return msg
+    if isinstance(err.get("input"), dict):
+        return f"{key}: {msg}"
+    return f"{key}={err.get('input')!r}: {msg}"
 
 
 def validate(schema: type[M], cfg: DictConfig | dict, prefix: str = "") -> M:

@@ -28,15 +28,16 @@ def augmentation(aug: Augment) -> list[layers.Layer]:
 
 
 def build_model(cfg: ModelConfig) -> keras.Model:
-    """Conv blocks (conv, optional batch norm, relu, pool, dropout), dense layers, softmax."""
+    """Conv blocks ((conv, optional batch norm, relu) x convs, pool, dropout), dense layers, softmax."""
     x = inputs = keras.Input(INPUT_SHAPE, name="image")
     for step in augmentation(cfg.augment):
         x = step(x)
     for b in cfg.conv_blocks:
-        x = layers.Conv2D(b.filters, b.kernel, padding=b.padding, use_bias=not b.batch_norm)(x)
-        if b.batch_norm:
-            x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
+        for _ in range(b.convs):
+            x = layers.Conv2D(b.filters, b.kernel, padding=b.padding, use_bias=not b.batch_norm)(x)
+            if b.batch_norm:
+                x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
         if b.pool:
             x = layers.MaxPooling2D(2)(x)
         if b.dropout:

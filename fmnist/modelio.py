@@ -16,9 +16,9 @@ def requirements() -> list[str]:
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:
-    """Log `model` under the active run; returns its `runs:/` URI."""
+    """Log `model` under the active run; returns its `models:/m-...` URI."""
     info = mlflow.keras.log_model(
         model, name=name, signature=infer_signature(example, model.predict(example, verbose=0)),
         pip_requirements=requirements(),
     )
-    return f"runs:/{mlflow.active_run().info.run_id}/{name}" if info else ""
+    return info.model_uri

@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 
 from fmnist import cli
-from fmnist.config import TrainConfig, TrainerConfig
+from fmnist.config import Config, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
 from fmnist.model import build_model
 from fmnist.tracking import EpochLogger, flatten, run_tags, use_store
@@ -31,16 +31,19 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
-        batch_size: int | None = None) -> keras.callbacks.History:
-    """Plain `model.fit` on the arrays, plus optional early stopping on val_loss."""
+        batch_size: int | None = None, initial_epoch: int = 0) -> keras.callbacks.History:
+    """Plain `model.fit` on the arrays, plus optional early stopping and LR decay on val_loss.
+    `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
     if trainer.early_stopping:
         callbacks = [*callbacks, keras.callbacks.EarlyStopping(
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
+    if trainer.reduce_lr:
+        callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=trainer.reduce_lr)]
     return model.fit(
         splits.x_train, splits.y_train,
         validation_data=(splits.x_val, splits.y_val),
         epochs=epochs or trainer.epochs, batch_size=batch_size or trainer.batch_size,
-        callbacks=callbacks, verbose=trainer.verbose,
+        initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
     )
 
 
@@ -66,8 +69,9 @@ def train(cfg: TrainConfig) -> str:
     splits = load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset, cfg.seed)
     use_store(cfg.mlflow)
     with mlflow.start_run(run_name=cfg.mlflow.run_name or cfg.name, tags=run_tags(experiment=cfg.name)) as run:
-        mlflow.log_params(flatten(cfg.model_dump()))
-        mlflow.log_dict(cfg.model_dump(), "config.yaml")
+        own = cfg.model_dump(include=set(TrainConfig.model_fields))  # not the sweep's sections
+        mlflow.log_params(flatten(own))
+        mlflow.log_dict(own, "config.yaml")
         model = build_model(cfg.model)
         start = time.perf_counter()
         history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)])
@@ -86,7 +90,7 @@ def train(cfg: TrainConfig) -> str:
     return run.info.run_id
 
 
-main = cli.entry("config", TrainConfig, lambda cfg: train(cfg) and 0)
+main = cli.entry("config", Config, lambda cfg: train(cfg) and 0)
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fmnist.config import ConfigError, TrainConfig, validate
+from fmnist.config import ConfigError, Config, validate
 from tests.conftest import compose_cfg
 
 BAD = [
@@ -25,7 +25,7 @@ BAD = [
 @pytest.mark.parametrize("override,key,allowed", BAD)
 def test_bad_value_is_one_line_naming_key(override, key, allowed):
     with pytest.raises(ConfigError) as e:
-        validate(TrainConfig, compose_cfg("config", [override]))
+        validate(Config, compose_cfg("config", [override]))
     assert str(e.value).count("\n") == 0
     assert str(e.value).startswith(key) and allowed in str(e.value)
 
@@ -33,12 +33,12 @@ def test_bad_value_is_one_line_naming_key(override, key, allowed):
 def test_conv_stack_that_shrinks_the_image_away():
     cfg = compose_cfg("config", ["model.conv_blocks=[{kernel:11,padding:valid},{kernel:11,padding:valid}]"])
     with pytest.raises(ConfigError, match="shrinks the 28x28 input"):
-        validate(TrainConfig, cfg)
+        validate(Config, cfg)
 
 
 @pytest.mark.parametrize("name", ["quick", "seed_dense", "seed_cnn32", "seed_cnn64", "seed_cnn_dropout", "seed_final"])
 def test_every_experiment_is_valid(name):
-    assert validate(TrainConfig, compose_cfg("config", [f"experiment={name}"])).name == name
+    assert validate(Config, compose_cfg("config", [f"experiment={name}"])).name == name
 
 
 def test_cli_fails_before_loading_data(tmp_path):

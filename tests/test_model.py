@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmnist.config import TrainConfig, validate
+from fmnist.config import Config, validate
 from fmnist.model import build_model
 from tests.conftest import compose_cfg
 
@@ -29,7 +29,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_seed_model_shape_and_parameters(name):
-    model = build_model(validate(TrainConfig, compose_cfg("config", [f"experiment={name}"])).model)
+    model = build_model(validate(Config, compose_cfg("config", [f"experiment={name}"])).model)
     assert model.output_shape == (None, 10)
     assert model.count_params() == EXPECTED[name]
 
@@ -37,7 +37,7 @@ def test_seed_model_shape_and_parameters(name):
 def test_batch_norm_and_augmentation_layers():
     cfg = compose_cfg("config", ["model.conv_blocks.0.batch_norm=true", "model.augment.flip=true",
                                  "model.augment.shift=0.1", "model.augment.zoom=0.1"])
-    model = build_model(validate(TrainConfig, cfg).model)
+    model = build_model(validate(Config, cfg).model)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds[1:4] == ["RandomFlip", "RandomTranslation", "RandomZoom"]
     assert "BatchNormalization" in kinds

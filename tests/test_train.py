@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fmnist.config import TrainConfig, validate
+from fmnist.config import Config, validate
 from fmnist.data import load_splits
 from fmnist.train import train
 from tests.conftest import compose_cfg
@@ -20,7 +20,7 @@ OVERRIDES = ["experiment=quick", "data.subset=2000", "trainer.epochs=2", "traine
 
 @pytest.fixture
 def run_id(store) -> str:
-    return train(validate(TrainConfig, compose_cfg("config", OVERRIDES)))
+    return train(validate(Config, compose_cfg("config", OVERRIDES)))
 
 
 def test_run_has_params_curves_and_summary(run_id):
@@ -45,7 +45,7 @@ def test_logged_model_reproduces_test_accuracy(run_id):
 
 
 def test_same_seed_same_metrics(store):
-    cfg = validate(TrainConfig, compose_cfg("config", OVERRIDES))
+    cfg = validate(Config, compose_cfg("config", OVERRIDES))
     a, b = (mlflow.get_run(train(cfg)).data.metrics for _ in range(2))
     for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
         assert a[key] == b[key]

@@ -1,0 +1,163 @@
+"""`python -m fmnist.sweep [experiment=NAME] [key=value ...]`: the product's main job.
+
+A keras-tuner search over the space in `conf/search/`, one MLflow parent run per sweep and
+one nested child run per trial; the best trial that does not overfit is registered as a
+new version of the registered model, and the `best` alias moves to it if it beats the
+current holder. Rerunning the same command resumes an interrupted sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from fmnist import cli
+from fmnist.config import Config, ConfigError
+from fmnist.data import Splits, load_splits
+from fmnist.modelio import log_keras_model
+from fmnist.registry import (
+    as_csv, as_markdown, best_eligible, close_interrupted, leaderboard, register,
+)
+from fmnist.tracking import flatten, run_tags, use_store
+from fmnist.train import accuracy, seed_everything
+from fmnist.tuning import SpaceHyperModel, format_hp, make_tuner
+
+MARKER = "mlflow_parent_run.json"
+
+
+def fingerprint(cfg: Config) -> str:
+    """What a resumed sweep must share with the one it continues."""
+    keys = ("seed", "data", "model", "trainer", "search", "tuner")
+    return hashlib.sha256(json.dumps(cfg.model_dump(include=set(keys)), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
+    """The sweep's parent run: the one recorded next to the tuner state, or a new one."""
+    marker = state / MARKER
+    if not fresh and marker.exists():
+        saved = json.loads(marker.read_text())
+        if saved["fingerprint"] != fingerprint(cfg):
+            raise ConfigError(f"sweep.name={cfg.sweep.name!r}: {state} holds a sweep with a different config; "
+                              "rerun with sweep.fresh=true or choose another sweep.name")
+        return saved["run_id"]
+    tags = run_tags(tuner=cfg.tuner.kind, space=json.dumps(cfg.model_dump()["search"]), sweep=cfg.sweep.name)
+    with mlflow.start_run(run_name=cfg.sweep.name, tags=tags) as run:
+        mlflow.log_params(flatten(cfg.model_dump(exclude={"search", "hydra"})))
+        mlflow.log_dict(cfg.model_dump(), "config.yaml")
+    state.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
+                                  "tracking_uri": mlflow.get_tracking_uri()}))
+    return run.info.run_id
+
+
+def retrain(tuner, cfg: Config, trial_id: str, splits: Splits) -> str:
+    """Train the winning hyperparameters longer, with early stopping and LR decay on val_loss,
+    as a child run "final": short trials find the settings, one long run uses them."""
+    hp = tuner.oracle.get_trial(trial_id).hyperparameters
+    with mlflow.start_run(run_name=f"final-{trial_id}", nested=True, tags={"role": "final", "trial_id_source": trial_id}):
+        mlflow.log_params(hp.values)
+        keras.utils.set_random_seed(cfg.seed)
+        patience = cfg.selection.retrain_patience
+        trainer = cfg.trainer.model_copy(update={"early_stopping": patience, "reduce_lr": max(1, patience // 2)})
+        hypermodel = SpaceHyperModel(cfg.model_copy(update={"trainer": trainer}))
+        hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=cfg.selection.retrain_epochs)
+        return mlflow.active_run().info.run_id
+
+
+def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] | None:
+    """Leaderboard, winner, one test evaluation, registration. Idempotent on resume."""
+    client = MlflowClient()
+    rows = leaderboard(client, parent)
+    mlflow.log_text(as_csv(rows), "leaderboard.csv")
+    mlflow.log_text(as_markdown(rows), "leaderboard.md")
+    done = parent.data.tags.get("registered_version")
+    best = best_eligible(rows, cfg.selection.max_gap)
+    if done or best is None:
+        return best and {**best, "version": done, "moved": None}
+    source = retrain(tuner, cfg, best["trial_id"], splits) if cfg.selection.retrain_epochs else best["run_id"]
+    model = mlflow.keras.load_model(f"runs:/{source}/model")
+    final = mlflow.get_run(source).data.metrics
+    metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}
+    metrics["test_accuracy"] = accuracy(model, splits.x_test, splits.y_test)  # the one test evaluation
+    mlflow.log_metrics({f"best_{k}": v for k, v in metrics.items()})
+    mlflow.set_tag("best_trial_id", best["trial_id"])
+    uri = log_keras_model(model, splits.x_val[:2], name="best_model")
+    hparams = {k: v for k, v in best.items() if k.startswith("hp.")}
+    version, moved = register(uri, cfg.mlflow.registered_model, cfg.selection.alias,
+                              {**metrics, **hparams, "sweep": cfg.sweep.name, "trial_id": best["trial_id"],
+                               "source_run": source})
+    mlflow.set_tag("registered_version", version)
+    return {**best, **metrics, "version": version, "moved": moved}
+
+
+def _number(text: str) -> Any:
+    """MLflow params come back as strings; numbers print better as numbers."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str) -> None:
+    """The closing table: top trials and where the registered model is."""
+    rows = leaderboard(MlflowClient(), mlflow.get_run(parent_id))
+    print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
+    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} {'test':>7}  hyperparameters")
+    for r in rows[:5]:
+        hp = format_hp({k[3:]: _number(v) for k, v in r.items() if k.startswith("hp.")})
+        print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} "
+              f"{r['test_accuracy']:7.4f}  {hp}")
+    name, alias = cfg.mlflow.registered_model, cfg.selection.alias
+    if rows_best is None:
+        print(f"no trial has overfit_gap <= {cfg.selection.max_gap}: nothing registered")
+        return
+    moved = {True: f"alias @{alias} moved to it", False: f"@{alias} stays on a better version",
+             None: "registered earlier"}[rows_best["moved"]]
+    print(f"best trial {rows_best['trial_id']}: registered models:/{name}/{rows_best['version']} ({moved}); "
+          f"test accuracy {rows_best.get('test_accuracy', float('nan')):.4f}; tracking: {mlflow.get_tracking_uri()}")
+
+
+def sweep(cfg: Config) -> int:
+    seed_everything(cfg.seed)
+    splits = load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset, cfg.seed)
+    use_store(cfg.mlflow)
+    state = Path(cfg.sweep.dir) / cfg.sweep.name
+    fresh = cfg.sweep.fresh or not (state / MARKER).exists()
+    if not fresh:  # check before keras-tuner reloads a state that does not match
+        open_parent(cfg, state, fresh=False)
+    tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh)
+    parent_id = open_parent(cfg, state, fresh)
+    start = time.perf_counter()
+    try:
+        with mlflow.start_run(run_id=parent_id) as parent:
+            killed = close_interrupted(MlflowClient(), parent)
+            print(f"sweep {cfg.sweep.name!r} ({cfg.tuner.kind}): {'resumed' if not fresh else 'new'}, parent run "
+                  f"{parent_id}" + (f"; {killed} interrupted trial run(s) marked KILLED" if killed else ""), flush=True)
+            tuner.search(splits, verbose=0)
+            best = finalize(tuner, cfg, mlflow.get_run(parent_id), splits)
+            mlflow.log_metric("sweep_minutes", (time.perf_counter() - start) / 60)
+    except KeyboardInterrupt:
+        while mlflow.active_run():
+            mlflow.end_run("KILLED")
+        print(f"\ninterrupted: rerun the same command to resume sweep {cfg.sweep.name!r}", file=sys.stderr)
+        return 130
+    report(best, cfg, parent_id)
+    return 0
+
+
+main = cli.entry("config", Config, sweep)
+
+if __name__ == "__main__":
+    main()

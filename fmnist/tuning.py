@@ -1,0 +1,135 @@
+"""keras-tuner glue: a HyperModel built from the YAML space, and tuners whose trials are
+nested MLflow runs.
+
+Each trial's child run is opened in `on_trial_begin` and closed in `on_trial_end`, the
+two hooks keras-tuner calls around every trial, whatever the tuner. Selection only ever
+sees `val_accuracy`; the test accuracy a trial logs is for the record.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import mlflow
+
+from fmnist.config import Config
+from fmnist.data import Splits
+from fmnist.model import build_model
+from fmnist.modelio import log_keras_model
+from fmnist.space import fit_settings, model_config
+from fmnist.tracking import EpochLogger
+from fmnist.train import fit, summarize
+
+OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+
+
+class SpaceHyperModel(kt.HyperModel):
+    """Builds a trial's model from the space; `fit` trains it with the trial's own
+    epochs and batch size and logs curves, summary metrics and the model to the child run."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(name="fmnist_space")
+        self.cfg = cfg
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        fit_settings(hp, self.cfg)  # declare epochs / batch size too, so trial 1 samples them
+        return build_model(model_config(hp, self.cfg))
+
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
+        epochs, batch_size = fit_settings(hp, self.cfg)
+        epochs = kwargs.get("epochs", epochs)  # Hyperband passes its own budget
+        run_id = mlflow.active_run().info.run_id
+        extra = [EpochLogger(run_id), keras.callbacks.TerminateOnNaN()]
+        history = fit(model, splits, self.cfg.trainer, [*(callbacks or []), *extra], epochs=epochs,
+                      batch_size=batch_size, initial_epoch=kwargs.get("initial_epoch", 0))
+        if any(math.isnan(v) for v in history.history.get("loss", [])):
+            raise kt.errors.FailedTrialError("loss diverged (NaN)")
+        summary = summarize(model, splits)
+        mlflow.log_metrics(summary, step=len(history.epoch))
+        log_keras_model(model, splits.x_val[:2])
+        return {"val_accuracy": summary["val_accuracy"]}
+
+
+class Tracked:
+    """Mixin for any keras-tuner Tuner: one nested MLflow run and two progress lines per trial."""
+
+    sweep_cfg: Config
+    started: float
+    _run_id: str
+    _trial_start: float
+
+    def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_begin(trial)
+        keras.utils.set_random_seed(self.sweep_cfg.seed + int(trial.trial_id))
+        self._run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, tags={
+            "trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name}).info.run_id
+        mlflow.log_params(trial.hyperparameters.values)
+        self._trial_start = time.perf_counter()
+        print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
+
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
+        ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
+        mlflow.set_tag("trial_status", trial.status)
+        if not ok and trial.message:
+            mlflow.set_tag("trial_error", trial.message.strip().splitlines()[-1][:500])
+        mlflow.end_run("FINISHED" if ok else "FAILED")
+        super().on_trial_end(trial)
+        print(self._end_line(trial, ok), flush=True)
+
+    def _position(self, trial: kt.engine.trial.Trial) -> str:
+        """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
+        total = getattr(self.oracle, "max_trials", None)
+        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {total or '?'}"
+
+    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
+        took = time.perf_counter() - self._trial_start
+        elapsed = time.perf_counter() - self.started
+        done = sum(t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
+        left = max(0, (getattr(self.oracle, "max_trials", None) or done) - done)
+        eta = f"~{elapsed / max(done, 1) * left / 60:.0f} min left" if left else "last trial"
+        if not ok:
+            reason = (trial.message or "").strip().splitlines()[-1:] or ["failed"]
+            return f"[trial {self._position(trial)}] FAILED {reason[0][:200]}  ({took:.0f} s; {eta})"
+        m = mlflow.get_run(self._run_id).data.metrics
+        return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
+                f"{took:.0f} s  (elapsed {elapsed / 60:.1f} min, {eta})")
+
+
+def format_hp(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in values.items() if not k.startswith("tuner/"))
+
+
+class TrackedRandomSearch(Tracked, kt.RandomSearch):
+    pass
+
+
+class TrackedBayesian(Tracked, kt.BayesianOptimization):
+    pass
+
+
+class TrackedHyperband(Tracked, kt.Hyperband):
+    pass
+
+
+def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
+    """The configured tuner, its state under `directory/sweep.name` (what makes resume work)."""
+    t = cfg.tuner
+    common = dict(
+        hypermodel=SpaceHyperModel(cfg), objective=OBJECTIVE, executions_per_trial=t.executions_per_trial,
+        directory=directory, project_name=cfg.sweep.name, overwrite=overwrite, seed=cfg.seed,
+        max_consecutive_failed_trials=max(3, t.max_trials),
+    )
+    if t.kind == "random":
+        tuner = TrackedRandomSearch(max_trials=t.max_trials, **common)
+    elif t.kind == "bayesian":
+        tuner = TrackedBayesian(max_trials=t.max_trials, num_initial_points=t.initial_points, **common)
+    else:
+        tuner = TrackedHyperband(max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.iterations,
+                                 **common)
+    tuner.sweep_cfg, tuner.started = cfg, time.perf_counter()
+    return tuner
