@@ -1,0 +1,143 @@
+"""Real tiny sweeps into temporary MLflow stores: trials vs child runs, the alias, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from omegaconf import OmegaConf
+
+from fmnist.config import Config, ConfigError, validate
+from fmnist.sweep import sweep
+from tests.conftest import compose_cfg
+
+QUICK = ["experiment=quick", "data.subset=1500"]
+WORSE = {"learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
+
+
+def quick_cfg(overrides: tuple[str, ...] = (), space: dict | None = None):
+    """The quick experiment with overrides and search-space entries replaced outright."""
+    cfg = compose_cfg("config", [*QUICK, *overrides])
+    OmegaConf.set_struct(cfg, False)
+    for name, entry in (space or {}).items():
+        cfg.search[name] = entry
+    return cfg
+
+
+def run_sweep(*overrides: str, space: dict | None = None) -> None:
+    assert sweep(validate(Config, quick_cfg(overrides, space))) == 0
+
+
+def runs_of(client: MlflowClient) -> list:
+    return client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], max_results=1000)
+
+
+def children(client: MlflowClient, parent_id: str) -> list:
+    return [r for r in runs_of(client) if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def tuner_trials(name: str) -> dict[str, dict]:
+    trials = (json.loads(p.read_text()) for p in Path("sweeps", name).glob("trial_*/trial.json"))
+    return {t["trial_id"]: t for t in trials}
+
+
+def test_quick_sweep_tracks_each_trial_and_registers(store):
+    run_sweep()
+    client = MlflowClient()
+    parents = [r for r in runs_of(client) if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.run_name == "quick"
+    assert parents[0].data.tags["tuner"] == "random" and parents[0].info.status == "FINISHED"
+    kids = children(client, parents[0].info.run_id)
+    trials = tuner_trials("quick")
+    assert sorted(r.data.tags["trial_id"] for r in kids) == sorted(trials) == ["0", "1", "2"]
+    for r in kids:
+        expected = {k: str(v) for k, v in trials[r.data.tags["trial_id"]]["hyperparameters"]["values"].items()}
+        assert r.data.params == expected
+        assert r.info.status == "FINISHED"
+        assert {"train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "loss"} <= set(r.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"leaderboard.csv", "leaderboard.md"} <= artifacts
+    best = client.get_model_version_by_alias("fmnist-cnn", "best")
+    assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
+    model = mlflow.keras.load_model("models:/fmnist-cnn@best")
+    assert model.output_shape == (None, 10)
+
+
+def test_alias_goes_to_the_better_sweep(store):
+    client = MlflowClient()
+    run_sweep("sweep.name=worse", space=WORSE)
+    assert client.get_model_version_by_alias("fmnist-cnn", "best").version == 1
+    run_sweep("sweep.name=better")
+    assert client.get_model_version_by_alias("fmnist-cnn", "best").version == 2
+    run_sweep("sweep.name=worse_later", space=WORSE)
+    holder = client.get_model_version_by_alias("fmnist-cnn", "best")
+    assert holder.version == 2 and holder.tags["sweep"] == "better"
+    assert len(client.search_model_versions("name='fmnist-cnn'")) == 3
+
+
+def test_sigkill_mid_trial_then_resume(store, tmp_path):
+    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "data.subset=3000", "search.epochs.value=4",
+           "trainer.verbose=2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    deadline = time.time() + 240
+    for line in proc.stdout:  # wait until trial 1 is inside its second epoch
+        if "[trial 1," in line and "start" in line:
+            started = True
+        if "Epoch 2/4" in line and "started" in locals():
+            break
+        assert time.time() < deadline, "sweep never reached trial 1"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "resumed" in done.stdout and "1 interrupted trial run(s) marked KILLED" in done.stdout
+
+    client = MlflowClient()
+    parents = [r for r in runs_of(client) if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, "the resumed sweep reuses its parent run"
+    kids = children(client, parents[0].info.run_id)
+    finished = sorted(r.data.tags["trial_id"] for r in kids if r.info.status == "FINISHED")
+    killed = [r.data.tags["trial_id"] for r in kids if r.info.status == "KILLED"]
+    assert finished == ["0", "1", "2"], "every trial exactly once as a finished run"
+    assert killed == ["1"], "the interrupted trial's run ends KILLED and the trial runs again"
+    assert client.get_model_version_by_alias("fmnist-cnn", "best").version == 1
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"filters": {"type": "gaussian", "values": [8]}}, "search.filters.type='gaussian': Input should be 'choice'"),
+    ({"epochs": {"type": "int", "min": 5, "max": 2}}, "search.epochs: min 5 is above max 2"),
+    ({"width": {"type": "int", "min": 1, "max": 2}}, "search.width: unknown hyperparameter; allowed: conv_blocks"),
+    ({"filters": {"type": "choice"}}, "search.filters: type 'choice' needs a non-empty 'values' list"),
+])
+def test_invalid_space_is_rejected_before_training(entry, message):
+    with pytest.raises(ConfigError) as e:
+        validate(Config, quick_cfg(space=entry))
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_cli_invalid_space_exits_2_without_a_run(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fmnist.sweep", *QUICK, "search.learning_rate.min=0.1"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert [l for l in out.stderr.splitlines() if l.startswith("error:")] == [
+        "error: config: search.learning_rate: min 0.1 is above max 0.003"]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweeps").exists()
+
+
+def test_diverging_trial_is_failed_and_the_sweep_goes_on(store):
+    run_sweep("sweep.name=diverge", "tuner.max_trials=4",
+              space={"learning_rate": {"type": "choice", "values": [0.002, 1.0e+9]}})
+    client = MlflowClient()
+    parent = next(r for r in runs_of(client) if r.info.run_name == "diverge")
+    statuses = {r.data.params["learning_rate"]: r.info.status for r in children(client, parent.info.run_id)}
+    assert statuses.get("1000000000.0") == "FAILED" and statuses.get("0.002") == "FINISHED"
