@@ -1,0 +1,74 @@
+"""What does fmnist.train's code path cost over a bare `model.fit`?
+
+    python bench/overhead.py [--subset 20000] [--epochs 2] [--rounds 3]
+
+Trains the same model (seed_final's architecture, same seed) on the same data, alternating
+fmnist.train's `fit` (with per-epoch MLflow logging into a throwaway store) and a bare
+`model.fit`, so machine noise hits both alike. After one warm-up of each, only the
+training is timed: the store's creation and the evaluation afterwards are per run. Prints seconds per epoch for each and the
+ratio of medians (target: at most 1.03).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import keras
+import mlflow
+from hydra import compose, initialize_config_dir
+
+from fmnist.cli import CONF_DIR
+from fmnist.config import Config, validate
+from fmnist.data import load_splits
+from fmnist.model import build_model
+from fmnist.tracking import EpochLogger
+from fmnist.train import fit, seed_everything
+
+with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    SEED_FINAL = validate(Config, compose("config", ["experiment=seed_final"]))
+
+
+def timed(train_once) -> float:
+    seed_everything(0)
+    model = build_model(SEED_FINAL.model)
+    with mlflow.start_run() as run:  # opening a run is a one-off per run, not per epoch
+        start = time.perf_counter()
+        train_once(model, run.info.run_id)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    splits = load_splits(subset=args.subset, seed=0)
+    trainer = SEED_FINAL.trainer.model_copy(update={"epochs": args.epochs, "verbose": 0})
+    mlflow.set_tracking_uri(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+
+    def ours(model: keras.Model, run_id: str) -> None:
+        fit(model, splits, trainer, [EpochLogger(run_id)])
+
+    def bare(model: keras.Model, run_id: str) -> None:
+        model.fit(splits.x_train, splits.y_train, validation_data=(splits.x_val, splits.y_val),
+                  epochs=args.epochs, batch_size=trainer.batch_size, verbose=0)
+
+    times: dict[str, list[float]] = {"fmnist.train": [], "bare model.fit": []}
+    timed(ours), timed(bare)  # warm-up: the store's schema, graph tracing, thread pools
+    for _ in range(args.rounds):
+        times["fmnist.train"].append(timed(ours) / args.epochs)
+        times["bare model.fit"].append(timed(bare) / args.epochs)
+    print(f"{len(splits.y_train)} training images, {args.epochs} epochs x {args.rounds} rounds, alternated\n")
+    print("| path | s/epoch (median) | s/epoch (each round) |\n| --- | --- | --- |")
+    for name, ts in times.items():
+        print(f"| {name} | {statistics.median(ts):.2f} | {', '.join(f'{t:.2f}' for t in ts)} |")
+    ratio = statistics.median(times["fmnist.train"]) / statistics.median(times["bare model.fit"])
+    print(f"\nratio fmnist.train / bare: {ratio:.3f} (target <= 1.03)")
+
+
+if __name__ == "__main__":
+    main()
