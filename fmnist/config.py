@@ -88,6 +88,18 @@ class MlflowConfig(Strict):
     registered_model: str = "fmnist-cnn"
 
 
+class ReportConfig(Strict):
+    """The pictures every run logs (fmnist/reports). Sizes are capped so that drawing them
+    costs a quick run under a tenth of its time: t-SNE is the slow one, so it gets its own sample."""
+
+    enabled: bool = True
+    embeddings: bool = Field(True, description="projector files and the PCA / t-SNE plots")
+    embed_sample: int = Field(1000, ge=10, le=10000, description="test images in the projector and PCA plot")
+    tsne_sample: int = Field(250, ge=10, le=10000, description="of those, the first N go into t-SNE")
+    mistakes: int = Field(24, ge=1, le=100, description="most confident test mistakes in the grid")
+    seed: int = Field(0, ge=0, description="picks the sample: the same test images for every run")
+
+
 class TrainConfig(Strict):
     name: str = "default"
     seed: int = Field(42, ge=0)
@@ -95,6 +107,7 @@ class TrainConfig(Strict):
     model: ModelConfig = ModelConfig()
     trainer: TrainerConfig = TrainerConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    report: ReportConfig = ReportConfig()
 
 
 # Hyperparameters a search space may tune; each maps onto a model or trainer value.

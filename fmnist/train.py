@@ -17,6 +17,7 @@ from fmnist import cli
 from fmnist.config import Config, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
 from fmnist.model import build_model
+from fmnist.reports import log_run_reports
 from fmnist.tracking import EpochLogger, flatten, run_tags, use_store
 from fmnist.modelio import log_keras_model
 
@@ -77,6 +78,7 @@ def train(cfg: TrainConfig) -> str:
         history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)])
         seconds = time.perf_counter() - start
         summary = summarize(model, splits)
+        log_run_reports(model, splits, history.history, cfg.report)
         # The summary shares keys with the curves (val_accuracy): log it at the last epoch's step.
         mlflow.log_metrics({**summary, "epochs_run": len(history.epoch), "train_seconds": seconds},
                            step=len(history.epoch))

@@ -1,0 +1,26 @@
+"""One inference pass over the test set that yields both what the reports need:
+class probabilities (confusion, mistakes) and the penultimate layer (embeddings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Outputs:
+    probabilities: np.ndarray  # (N, classes)
+    features: np.ndarray  # (N, D): the input of the classifier layer
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """The same weights, also returning the classifier layer's input (the last hidden
+    activations, after any dropout, which is off at inference)."""
+    return keras.Model(model.inputs, [model.layers[-1].input, model.outputs[0]])
+
+
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 2000) -> Outputs:
+    features, probs = with_features(model).predict(x, batch_size=batch_size, verbose=0)
+    return Outputs(np.asarray(probs), np.asarray(features).reshape(len(x), -1))
