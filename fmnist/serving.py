@@ -1,0 +1,183 @@
+"""The model as a photo classifier: an MLflow pyfunc that owns its preprocessing, and the
+loader the predict command uses for every kind of model reference.
+
+A plain Keras model answers 28x28 arrays, which no client has; `PhotoClassifier` answers
+photos (base64 image bytes), so `mlflow models serve` gives a usable HTTP endpoint and the
+preprocessing can never drift from the model it was logged with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
+from omegaconf import OmegaConf
+
+from fmnist.data import CLASS_NAMES
+from fmnist.preprocess import SIZE, ImageError, Limits, Mode, PhotoSettings, prepare, read_image
+
+PREDICT_YAML = Path(__file__).resolve().parent.parent / "conf" / "predict.yaml"
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(DataType.string, "image")]),
+    outputs=Schema([
+        ColSpec(DataType.long, "class_id"), ColSpec(DataType.string, "class_name"),
+        ColSpec(DataType.double, "confidence"), ColSpec(Array(DataType.double), "probabilities"),
+        ColSpec(DataType.string, "error"),
+    ]),
+)
+
+
+class NoModelError(LookupError):
+    """The reference points at nothing; the message says what to do."""
+
+
+def probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, 28, 28) inputs -> (N, 10) softmax rows. A direct call, not `predict`: no tf.data
+    pipeline to set up, which matters for a handful of photos."""
+    out = [keras.ops.convert_to_numpy(model(inputs[i: i + batch_size, ..., None], training=False))
+           for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, len(CLASS_NAMES)), np.float32)
+
+
+class PhotoClassifier(mlflow.pyfunc.PythonModel):
+    """Keras model + photo preprocessing. Input: a DataFrame with a column `image` of
+    base64-encoded image files. Output, one row per image: class_id, class_name,
+    confidence, probabilities (10), and error (empty, or why the image was not classified)."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+        cfg = context.model_config or {}
+        self.photo = PhotoSettings(**cfg.get("photo", {}))
+        self.limits = Limits(**cfg.get("limits", {}))
+        self.mode: Mode = cfg.get("preprocess", "auto")
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+        frame = pd.DataFrame(model_input)
+        if "image" not in frame:
+            raise MlflowException.invalid_parameter_value("input needs a column 'image' of base64 image bytes")
+        inputs, errors = [], []
+        for value in frame["image"]:
+            try:
+                inputs.append(self.prepare(value))
+                errors.append("")
+            except ImageError as e:
+                inputs.append(np.zeros((SIZE, SIZE), np.float32))
+                errors.append(str(e))
+        return answer(probabilities(self.model, np.stack(inputs) if inputs else np.zeros((0, SIZE, SIZE))), errors)
+
+    def prepare(self, value: Any) -> np.ndarray:
+        return prepare(read_image(decode_base64(value), self.limits, self.photo.work_size), self.mode, self.photo)
+
+
+def decode_base64(value: Any) -> bytes:
+    """The request's image field -> file bytes; JSON has no bytes type, hence base64."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("'image' is not base64-encoded image bytes") from None
+
+
+def answer(probs: np.ndarray, errors: list[str]) -> pd.DataFrame:
+    """One row per image; a failed image gets class_id -1 and its error."""
+    ids = probs.argmax(1) if len(probs) else np.zeros(0, int)
+    return pd.DataFrame({
+        "class_id": [int(i) if not e else -1 for i, e in zip(ids, errors)],
+        "class_name": [CLASS_NAMES[i] if not e else "" for i, e in zip(ids, errors)],
+        "confidence": [float(p[i]) if not e else 0.0 for p, i, e in zip(probs, ids, errors)],
+        "probabilities": [[float(v) for v in p] if not e else [] for p, e in zip(probs, errors)],
+        "error": errors,
+    })
+
+
+def serving_config() -> dict[str, Any]:
+    """The preprocessing the served model uses: conf/predict.yaml's, checked, so a model
+    logged by the sweep treats photos exactly as `python -m fmnist.predict` does."""
+    raw = OmegaConf.to_container(OmegaConf.load(PREDICT_YAML)) if PREDICT_YAML.is_file() else {}
+    return {
+        "photo": PhotoSettings(**raw.get("photo", {})).model_dump(),
+        "limits": Limits(**raw.get("limits", {})).model_dump(),
+        "preprocess": raw.get("preprocess", "auto"),
+    }
+
+
+def requirements() -> list[str]:
+    """Pinned, so MLflow does not infer them by reloading the model in a subprocess (slow).
+    The `fmnist` package itself must be importable where the model is served."""
+    packages = ("keras", "tensorflow", "numpy", "pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
+    return [f"{p}=={version(p)}" for p in packages]
+
+
+def log_photo_model(keras_model: keras.Model, name: str = "model") -> str:
+    """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        keras_model.save(path)
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=PhotoClassifier(), artifacts={"keras_model": str(path)},
+            model_config=serving_config(), signature=SIGNATURE, pip_requirements=requirements(),
+        )
+    return info.model_uri
+
+
+# ---- loading any model reference ------------------------------------------------------------
+
+def resolve(ref: str, registered_model: str) -> str:
+    """`best` -> the registry alias; other references pass through."""
+    return f"models:/{registered_model}@best" if ref == "best" else ref
+
+
+def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
+    """A Keras model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train
+    logs) or a PhotoClassifier (what the sweep registers)."""
+    uri = resolve(ref, registered_model)
+    if "://" not in uri and ":/" not in uri:
+        return load_file(Path(uri))
+    if no_store():
+        raise NoModelError(missing_message(ref, uri, registered_model, FileNotFoundError("no store")))
+    try:
+        flavors = mlflow.models.get_model_info(uri).flavors
+    except (MlflowException, OSError) as e:
+        raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
+    if "keras" in flavors:
+        return mlflow.keras.load_model(uri)
+    python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    if not isinstance(python_model, PhotoClassifier):
+        raise NoModelError(f"{uri}: neither a Keras model nor a PhotoClassifier")
+    return python_model.model
+
+
+def load_file(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise NoModelError(f"{path}: no such model file (a .keras file, or best, models:/..., runs:/...)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as e:
+        raise NoModelError(f"{path}: not a Keras model ({str(e).splitlines()[0]})") from None
+
+
+def no_store() -> bool:
+    """A SQLite store that does not exist yet: MLflow would create an empty one, here."""
+    tracking = mlflow.get_tracking_uri()
+    return tracking.startswith("sqlite:///") and not Path(tracking.removeprefix("sqlite:///")).exists()
+
+
+def missing_message(ref: str, uri: str, registered_model: str, error: Exception) -> str:
+    """The one line a missing model gets; a missing `best` means no sweep has registered one."""
+    if ref == "best" or uri.startswith(f"models:/{registered_model}@"):
+        return (f"no model registered as {uri} in {mlflow.get_tracking_uri()}; "
+                f"run `python -m fmnist.sweep` first (or pass model=runs:/RUN_ID/model or model=FILE.keras)")
+    return f"{uri}: cannot load ({str(error).splitlines()[0]})"

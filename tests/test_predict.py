@@ -1,0 +1,209 @@
+"""`python -m fmnist.predict` end to end with a small model trained here: good photos are
+classified, every bad input gets its one line, the output files keep their schema, and
+the served pyfunc answers a base64 photo."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from fmnist.config import Config, ConfigError, validate
+from fmnist.predict import compose_config, predict, sheet_size
+from fmnist.serving import load_keras, log_photo_model
+from fmnist.train import train
+from tests.conftest import PHOTOS, compose_cfg
+from tests.test_preprocess import first_photo, huge_png_header
+
+pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"shared photos not found at {PHOTOS}")
+QUICK = ["experiment=quick", "data.subset=1000", "trainer.epochs=1", "trainer.verbose=0"]
+GOOD = ("t-shirt", "pants", "shoes")
+COLUMNS = ["file", "class_id", "class_name", "confidence", "top3", "error"]
+# bad file -> the words its line must hold
+BAD = {"zero.jpg": "empty file", "truncated.jpg": "truncated", "text.jpg": "not an image",
+       "tiny.png": "1x1", "huge.png": "too large"}
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    run_id: str      # an fmnist.train run: keras flavour at runs:/ID/model
+    keras_file: Path
+    photo_uri: str   # the same model as a PhotoClassifier, registered as fmnist-cnn@best
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    """One quick model for the module, registered as the sweep would register it."""
+    root = tmp_path_factory.mktemp("predict")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        run_id = train(validate(Config, compose_cfg("config", QUICK)))
+        model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+        model.save(root / "model.keras")
+        with mlflow.start_run(run_name="photo-model"):
+            photo_uri = log_photo_model(model)
+        version = mlflow.register_model(photo_uri, "fmnist-cnn").version
+        MlflowClient().set_registered_model_alias("fmnist-cnn", "best", version)
+        yield Store(uri, run_id, root / "model.keras", photo_uri)
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Three shared photos, a CMYK copy of one, and every kind of bad file."""
+    d = tmp_path_factory.mktemp("images")
+    for folder in GOOD:
+        shutil.copy(first_photo(folder), d / f"{folder}.jpg")
+    Image.open(first_photo("dress")).convert("CMYK").save(d / "cmyk.jpg")
+    (d / "zero.jpg").write_bytes(b"")
+    whole = first_photo("shirt").read_bytes()
+    (d / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (d / "text.jpg").write_text("not a photo\n")
+    Image.new("RGB", (1, 1)).save(d / "tiny.png")
+    (d / "huge.png").write_bytes(huge_png_header(20000, 20000))
+    (d / "notes.txt").write_text("not an image name: skipped without a word\n")
+    (d / "empty").mkdir()
+    return d
+
+
+def run_cli(args: list[str], store: Store, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    return subprocess.run([sys.executable, "-m", "fmnist.predict", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_command_classifies_good_photos_and_names_each_bad_input(store, images, tmp_path):
+    missing = tmp_path / "no-such-photo.jpg"
+    out = run_cli([f"model=runs:/{store.run_id}/model", f"images=[{images},{images / 'empty'},{missing}]",
+                   f"output={tmp_path / 'preds.csv'}", f"sheet={tmp_path / 'sheet.png'}"], store, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    problems = [line for line in out.stderr.splitlines() if line.startswith(("error:", "warning:"))]
+    for name, words in BAD.items():
+        assert [p for p in problems if name in p and words in p], f"{name}: no line saying {words!r}"
+    assert any("empty" in p and "no images" in p for p in problems)
+    assert any(str(missing) in p and "no such file" in p for p in problems)
+    assert any("cmyk.jpg" in p and p.startswith("warning:") for p in problems)
+    assert len(problems) == len(BAD) + 3, problems
+
+    table = out.stdout.splitlines()
+    assert table[0].split()[:3] == ["file", "class", "conf"]
+    assert sorted(Path(line.split()[0]).name for line in table[1:]) == ["cmyk.jpg", "pants.jpg", "shoes.jpg",
+                                                                       "t-shirt.jpg"]
+    rows = list(csv.DictReader((tmp_path / "preds.csv").open()))
+    assert list(rows[0]) == COLUMNS and len(rows) == 4 + len(BAD) + 2
+    assert sum(r["error"] == "" for r in rows) == 4
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.format == "PNG" and sheet.size == sheet_size(4, compose_config(["images=x"]).predict.sheet_columns)
+
+
+def test_json_output_schema(store, images, tmp_path, capsys):
+    cfg = compose_config(["model=best", f"images=[{images / 'pants.jpg'},{images / 'zero.jpg'}]",
+                          f"output={tmp_path / 'preds.json'}"])
+    assert predict(cfg) == 0
+    good, bad = json.loads((tmp_path / "preds.json").read_text())
+    assert list(good) == COLUMNS and list(bad) == COLUMNS
+    assert isinstance(good["class_id"], int) and 0 <= good["confidence"] <= 1 and good["error"] == ""
+    assert [t["confidence"] for t in good["top3"]] == sorted((t["confidence"] for t in good["top3"]), reverse=True)
+    assert good["top3"][0]["class_name"] == good["class_name"] and len(good["top3"]) == 3
+    assert bad["class_id"] is None and bad["top3"] is None and bad["error"] == "empty file"
+
+
+def test_no_image_classified_exits_1(store, images):
+    assert predict(compose_config(["model=best", f"images={images / 'zero.jpg'}"])) == 1
+
+
+def test_no_registered_model_says_to_run_the_sweep(images, tmp_path, capsys):
+    cfg = compose_config(["model=best", f"images={images}", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}"])
+    assert predict(cfg) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "python -m fmnist.sweep" in lines[0]
+    assert not (tmp_path / "empty.db").exists(), "no empty store left behind"
+    mlflow.set_tracking_uri(None)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fmnist.predict", "model=best"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 2 and "images" in out.stderr
+    with pytest.raises(ConfigError, match="output"):
+        compose_config(["images=a.jpg", "output=preds.txt"])
+
+
+def test_every_model_reference_gives_the_same_model(store):
+    x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
+    expected = mlflow.keras.load_model(f"runs:/{store.run_id}/model").predict(x, verbose=0)
+    for ref in (f"runs:/{store.run_id}/model", str(store.keras_file), "best", "models:/fmnist-cnn/1", store.photo_uri):
+        assert np.allclose(load_keras(ref).predict(x, verbose=0), expected, atol=1e-6), ref
+
+
+def b64_photo(folder: str) -> str:
+    return base64.b64encode(first_photo(folder).read_bytes()).decode()
+
+
+def test_pyfunc_answers_a_base64_photo(store):
+    model = mlflow.pyfunc.load_model("models:/fmnist-cnn@best")
+    out = model.predict(pd.DataFrame({"image": [b64_photo("pants"), "not base64!"]}))
+    assert list(out.columns) == ["class_id", "class_name", "confidence", "probabilities", "error"]
+    ok, bad = out.iloc[0], out.iloc[1]
+    assert 0 <= ok["class_id"] <= 9 and ok["error"] == "" and len(ok["probabilities"]) == 10
+    assert ok["confidence"] == pytest.approx(max(ok["probabilities"]))
+    assert bad["class_id"] == -1 and "base64" in bad["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_models_serve_answers_a_photo(store, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", "models:/fmnist-cnn@best", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": store.uri}, cwd=tmp_path, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"))
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
+        body = json.dumps({"dataframe_records": [{"image": b64_photo("t-shirt")}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(request, timeout=30))["predictions"][0]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert 0 <= answer["class_id"] <= 9 and len(answer["probabilities"]) == 10 and answer["error"] == ""
+
+
+def wait_until_up(url: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow models serve exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"mlflow models serve not up after {timeout} s: {log.read_text()[-2000:]}")

@@ -1,0 +1,119 @@
+"""Photo -> 28x28 input: the invariants on real photos, every reader path, every bad file."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist.data import load_arrays
+from fmnist.preprocess import ImageError, Limits, PhotoSettings, is_fmnist_like, prepare, read_image
+from tests.conftest import PHOTOS
+
+needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"shared photos not found at {PHOTOS}")
+FOLDERS = ("t-shirt", "pants", "dress", "outwear", "shirt", "longsleeve", "shoes", "hat")
+
+
+def first_photo(folder: str) -> Path:
+    return sorted((PHOTOS / folder).glob("*.jpg"))[0]
+
+
+def prepared(path: Path | bytes) -> np.ndarray:
+    return prepare(read_image(path), "photo", PhotoSettings())
+
+
+@needs_photos
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_real_photo_becomes_a_fashion_mnist_like_input(folder):
+    x = prepared(first_photo(folder))
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    ys, xs = np.nonzero(x > 0.02)
+    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    assert max(bottom - top, right - left) >= 25, "the garment fills the frame along its longest side"
+    assert abs((top + bottom) / 2 - 13.5) <= 1 and abs((left + right) / 2 - 13.5) <= 1, "centred"
+    corners = np.concatenate([x[:3, :3], x[:3, -3:], x[-3:, :3], x[-3:, -3:]]).ravel()
+    assert np.median(corners) < 0.05, "background black"
+    assert x[x > 0.02].mean() > 0.25, "garment bright"
+
+
+def photo_bytes(fmt: str, image: Image.Image | None = None, **kw) -> bytes:
+    image = image or Image.open(first_photo("t-shirt"))
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@needs_photos
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "WEBP", "TIFF"])
+def test_each_format_gives_the_same_input_as_the_jpeg(fmt):
+    rgb = Image.open(first_photo("t-shirt")).convert("RGB")
+    lossless = prepared(photo_bytes(fmt, rgb, **({"lossless": True} if fmt == "WEBP" else {})))
+    assert np.abs(lossless - prepared(photo_bytes("PNG", rgb))).mean() < 0.02
+
+
+@needs_photos
+def test_exif_orientation_is_honoured():
+    rgb = Image.open(first_photo("pants")).convert("RGB")  # portrait
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, to be shown rotated 90 degrees clockwise
+    stored = rgb.transpose(Image.Transpose.ROTATE_90)
+    photo = read_image(photo_bytes("JPEG", stored, exif=exif.tobytes()))
+    assert photo.rgb.shape[0] > photo.rgb.shape[1], "read upright, as the camera meant"
+
+
+def test_gray_16bit_and_rgba_cut_out():
+    sixteen = np.zeros((64, 48), np.uint16)
+    sixteen[8:56, 12:36] = 50000
+    photo = read_image(photo_bytes("PNG", Image.fromarray(sixteen)))
+    assert photo.rgb.dtype == np.uint8 and photo.rgb.shape == (64, 48, 3) and photo.rgb.max() == 50000 // 257
+
+    rgba = np.zeros((60, 60, 4), np.uint8)
+    rgba[..., :3] = 200  # the garment's colour is the background's: only alpha tells them apart
+    rgba[10:50, 20:40, 3] = 255
+    x = prepared(photo_bytes("PNG", Image.fromarray(rgba)))
+    ys, xs = np.nonzero(x)
+    assert ys.max() - ys.min() >= 26 and 12 <= xs.max() - xs.min() <= 16, "the alpha cut-out, framed"
+
+
+def test_fashion_mnist_images_skip_the_photo_steps():
+    x_train = load_arrays()[0][:5]
+    for img in x_train:
+        photo = read_image(photo_bytes("PNG", Image.fromarray(img)))
+        assert is_fmnist_like(photo)
+        assert np.allclose(prepare(photo, "auto", PhotoSettings()), img / 255.0)
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG that claims to be width x height: the reader must refuse it from the header."""
+    png = bytearray(photo_bytes("PNG", Image.new("L", (8, 8))))
+    png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
+
+
+@needs_photos
+@pytest.mark.parametrize("data, problem", [
+    (b"", "empty file"),
+    (b"hello, I am text\n", "not an image"),
+    ("truncated", "truncated"),
+    (photo_bytes("PNG", Image.new("RGB", (1, 1))), "1x1"),
+    (huge_png_header(20000, 20000), "too large"),
+])
+def test_bad_bytes_raise_one_clear_problem(data, problem):
+    if data == "truncated":
+        whole = first_photo("dress").read_bytes()
+        data = whole[: len(whole) // 2]
+    with pytest.raises(ImageError, match=problem):
+        read_image(data, Limits())
+
+
+@needs_photos
+def test_cmyk_is_converted_with_a_note():
+    photo = read_image(photo_bytes("JPEG", Image.open(first_photo("shirt")).convert("CMYK")))
+    assert photo.rgb.shape[2] == 3 and "CMYK" in photo.note
