@@ -24,6 +24,8 @@ from fmnist import cli
 from fmnist.config import Config, ConfigError
 from fmnist.data import Splits, load_splits
 from fmnist.modelio import log_keras_model
+from fmnist.reports import log_sweep_reports
+from fmnist.reports.sweep import typed
 from fmnist.registry import (
     as_csv, as_markdown, best_eligible, close_interrupted, leaderboard, register,
 )
@@ -79,6 +81,8 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     rows = leaderboard(client, parent)
     mlflow.log_text(as_csv(rows), "leaderboard.csv")
     mlflow.log_text(as_markdown(rows), "leaderboard.md")
+    if cfg.report.enabled:
+        log_sweep_reports(sorted(rows, key=lambda r: int(r["trial_id"])))
     done = parent.data.tags.get("registered_version")
     best = best_eligible(rows, cfg.selection.max_gap)
     if done or best is None:
@@ -99,24 +103,13 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     return {**best, **metrics, "version": version, "moved": moved}
 
 
-def _number(text: str) -> Any:
-    """MLflow params come back as strings; numbers print better as numbers."""
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
 def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str) -> None:
     """The closing table: top trials and where the registered model is."""
     rows = leaderboard(MlflowClient(), mlflow.get_run(parent_id))
     print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
     print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} {'test':>7}  hyperparameters")
     for r in rows[:5]:
-        hp = format_hp({k[3:]: _number(v) for k, v in r.items() if k.startswith("hp.")})
+        hp = format_hp({k[3:]: typed(v) for k, v in r.items() if k.startswith("hp.")})
         print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} "
               f"{r['test_accuracy']:7.4f}  {hp}")
     name, alias = cfg.mlflow.registered_model, cfg.selection.alias

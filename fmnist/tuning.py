@@ -20,6 +20,7 @@ from fmnist.config import Config
 from fmnist.data import Splits
 from fmnist.model import build_model
 from fmnist.modelio import log_keras_model
+from fmnist.reports import log_run_reports
 from fmnist.space import fit_settings, model_config
 from fmnist.tracking import EpochLogger
 from fmnist.train import fit, summarize
@@ -29,7 +30,8 @@ OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 class SpaceHyperModel(kt.HyperModel):
     """Builds a trial's model from the space; `fit` trains it with the trial's own
-    epochs and batch size and logs curves, summary metrics and the model to the child run."""
+    epochs and batch size and logs curves, summary metrics, reports and the model to the
+    child run."""
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(name="fmnist_space")
@@ -50,6 +52,7 @@ class SpaceHyperModel(kt.HyperModel):
             raise kt.errors.FailedTrialError("loss diverged (NaN)")
         summary = summarize(model, splits)
         mlflow.log_metrics(summary, step=len(history.epoch))
+        log_run_reports(model, splits, history.history, self.cfg.report)
         log_keras_model(model, splits.x_val[:2])
         return {"val_accuracy": summary["val_accuracy"]}
 

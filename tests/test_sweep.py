@@ -65,7 +65,11 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
         assert r.info.status == "FINISHED"
         assert {"train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "loss"} <= set(r.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"leaderboard.csv", "leaderboard.md"} <= artifacts
+    assert {"leaderboard.csv", "leaderboard.md", "sweep_reports"} <= artifacts
+    sweep_plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "sweep_reports")}
+    assert {"sweep_reports/sweep_progress.png", "sweep_reports/sweep_gap.png"} <= sweep_plots
+    for r in kids:
+        assert any(a.path.endswith(".png") for a in client.list_artifacts(r.info.run_id, "reports"))
     best = client.get_model_version_by_alias("fmnist-cnn", "best")
     assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
     model = mlflow.keras.load_model("models:/fmnist-cnn@best")
