@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 from fmnist import cli
 from fmnist.config import Config, ConfigError
 from fmnist.data import Splits, load_splits
-from fmnist.modelio import log_keras_model
 from fmnist.reports import log_sweep_reports
+from fmnist.serving import log_photo_model
 from fmnist.reports.sweep import typed
 from fmnist.registry import (
     as_csv, as_markdown, best_eligible, close_interrupted, leaderboard, register,
@@ -94,7 +94,7 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     metrics["test_accuracy"] = accuracy(model, splits.x_test, splits.y_test)  # the one test evaluation
     mlflow.log_metrics({f"best_{k}": v for k, v in metrics.items()})
     mlflow.set_tag("best_trial_id", best["trial_id"])
-    uri = log_keras_model(model, splits.x_val[:2], name="best_model")
+    uri = log_photo_model(model, name="best_model")  # takes photos: serving and fmnist.predict
     hparams = {k: v for k, v in best.items() if k.startswith("hp.")}
     version, moved = register(uri, cfg.mlflow.registered_model, cfg.selection.alias,
                               {**metrics, **hparams, "sweep": cfg.sweep.name, "trial_id": best["trial_id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -11,14 +12,16 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from omegaconf import OmegaConf
 
 from fmnist.config import Config, ConfigError, validate
+from fmnist.serving import load_keras
 from fmnist.sweep import sweep
-from tests.conftest import compose_cfg
+from tests.conftest import PHOTOS, compose_cfg
 
 QUICK = ["experiment=quick", "data.subset=1500"]
 WORSE = {"learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
@@ -72,8 +75,11 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
         assert any(a.path.endswith(".png") for a in client.list_artifacts(r.info.run_id, "reports"))
     best = client.get_model_version_by_alias("fmnist-cnn", "best")
     assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
-    model = mlflow.keras.load_model("models:/fmnist-cnn@best")
-    assert model.output_shape == (None, 10)
+    assert load_keras("best").output_shape == (None, 10)
+    pyfunc = mlflow.pyfunc.load_model("models:/fmnist-cnn@best")  # what `mlflow models serve` runs
+    photo = next((PHOTOS / "pants").glob("*.jpg"))
+    answer = pyfunc.predict(pd.DataFrame({"image": [base64.b64encode(photo.read_bytes()).decode()]}))
+    assert 0 <= int(answer["class_id"][0]) <= 9 and 0 < float(answer["confidence"][0]) <= 1
 
 
 def test_alias_goes_to_the_better_sweep(store):
