@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import mlflow
+from pydantic import ValidationError
 
 from fmnist.config import Config
 from fmnist.data import Splits
@@ -39,7 +40,10 @@ class SpaceHyperModel(kt.HyperModel):
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         fit_settings(hp, self.cfg)  # declare epochs / batch size too, so trial 1 samples them
-        return build_model(model_config(hp, self.cfg))
+        try:
+            return build_model(model_config(hp, self.cfg))
+        except ValidationError as e:  # e.g. valid 5x5 convs in 3 blocks shrink 28x28 away
+            raise kt.errors.FailedTrialError(f"invalid model: {e.errors()[0]['msg'].removeprefix('Value error, ')}")
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
         epochs, batch_size = fit_settings(hp, self.cfg)
