@@ -4,6 +4,7 @@ picture is a real PNG and the data behind it agrees with the run's logged metric
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import shutil
@@ -151,6 +152,16 @@ def test_reports_off_logs_nothing(trained):
     with mlflow.start_run() as run:
         log_run_reports(model, load_splits(subset=SUBSET, seed=SEED), {}, ReportConfig(enabled=False))
     assert MlflowClient().list_artifacts(run.info.run_id) == []
+
+
+def test_a_failing_report_warns_and_tags_but_does_not_fail_the_run(trained, capsys):
+    model = mlflow.keras.load_model(f"runs:/{trained.run_id}/model")
+    splits = load_splits(subset=SUBSET, seed=SEED)
+    broken = dataclasses.replace(splits, x_test=splits.x_test[:, :20])  # 20x28 images: the model refuses them
+    with mlflow.start_run() as run:
+        log_run_reports(model, broken, {}, ReportConfig())
+    assert "report_error" in mlflow.get_run(run.info.run_id).data.tags
+    assert "warning: reports not logged:" in capsys.readouterr().err
 
 
 def test_report_command_regenerates_a_runs_reports(trained):

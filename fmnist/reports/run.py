@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,11 +72,18 @@ def write_run_reports(model: keras.Model, splits: Splits, history: dict[str, lis
 def log_run_reports(model: keras.Model, splits: Splits, history: dict[str, list[float]], cfg: ReportConfig,
                     artifact_path: str = ARTIFACT_PATH) -> None:
     """Draw the reports and log them under `artifact_path` of the active MLflow run, with
-    the seconds it took as the metric report_seconds (the overhead a user pays)."""
+    the seconds it took as the metric report_seconds (the overhead a user pays). A failure
+    here is a warning and a `report_error` tag: a picture must not fail the run it describes."""
     if not cfg.enabled:
         return
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fmnist-reports-") as tmp, collector_paused():
-        write_run_reports(model, splits, history, cfg, Path(tmp))
-        mlflow.log_artifacts(tmp, artifact_path)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fmnist-reports-") as tmp, collector_paused():
+            write_run_reports(model, splits, history, cfg, Path(tmp))
+            mlflow.log_artifacts(tmp, artifact_path)
+    except Exception as e:  # noqa: BLE001 - any failure, see above
+        message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        print(f"warning: reports not logged: {message}", file=sys.stderr)
+        mlflow.set_tag("report_error", message)
+        return
     mlflow.log_metric("report_seconds", time.perf_counter() - start)
