@@ -214,7 +214,8 @@ def tile(row: Row, min_confidence: float, font: ImageFont.ImageFont) -> Image.Im
     (cid, conf), = row.top(1)
     low = conf < min_confidence
     draw = ImageDraw.Draw(out)
-    draw.text((3, THUMB + 1), Path(row.file).name[:36], fill="gray", font=font)
+    name = Path(row.file).name
+    draw.text((3, THUMB + 1), name if len(name) <= 32 else name[:31] + "…", fill="gray", font=font)
     draw.text((3, THUMB + 15), f"{CLASS_NAMES[cid]} {conf:.2f}" + (" (low)" if low else ""),
               fill="firebrick" if low else "black", font=font)
     return out
