@@ -156,6 +156,7 @@ def segment(rgb: np.ndarray, s: PhotoSettings) -> np.ndarray:
     h, w = rgb.shape[:2]
     mask = rect_mask(h, w, s.border)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same photo, same mask
     try:
         cv2.grabCut(rgb, mask, None, bgd, fgd, s.grabcut_iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # too few pixels of one kind to learn colours from (a tiny image)

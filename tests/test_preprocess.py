@@ -117,3 +117,11 @@ def test_bad_bytes_raise_one_clear_problem(data, problem):
 def test_cmyk_is_converted_with_a_note():
     photo = read_image(photo_bytes("JPEG", Image.open(first_photo("shirt")).convert("CMYK")))
     assert photo.rgb.shape[2] == 3 and "CMYK" in photo.note
+
+
+@needs_photos
+def test_same_photo_same_input_whatever_ran_before():
+    """GrabCut seeds its colour models at random; a prediction must not depend on the order."""
+    first = prepared(first_photo("dress"))
+    prepared(first_photo("shoes"))
+    assert np.array_equal(prepared(first_photo("dress")), first)
