@@ -87,7 +87,15 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     best = best_eligible(rows, cfg.selection.max_gap)
     if done or best is None:
         return best and {**best, "version": done, "moved": None}
-    source = retrain(tuner, cfg, best["trial_id"], splits) if cfg.selection.retrain_epochs else best["run_id"]
+    source = best["run_id"]
+    if cfg.selection.retrain_epochs:
+        retrained = retrain(tuner, cfg, best["trial_id"], splits)
+        gap = mlflow.get_run(retrained).data.metrics["overfit_gap"]
+        if gap <= cfg.selection.max_gap:
+            source = retrained
+        else:
+            print(f"retrained model overfits (gap {gap:+.4f} > {cfg.selection.max_gap}); "
+                  f"registering trial {best['trial_id']}'s own model instead", flush=True)
     model = mlflow.keras.load_model(f"runs:/{source}/model")
     final = mlflow.get_run(source).data.metrics
     metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}

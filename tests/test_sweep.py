@@ -151,3 +151,13 @@ def test_diverging_trial_is_failed_and_the_sweep_goes_on(store):
     parent = next(r for r in runs_of(client) if r.info.run_name == "diverge")
     statuses = {r.data.params["learning_rate"]: r.info.status for r in children(client, parent.info.run_id)}
     assert statuses.get("1000000000.0") == "FAILED" and statuses.get("0.002") == "FINISHED"
+
+
+def test_a_retrain_within_max_gap_is_what_gets_registered(store):
+    """The retrain's own gap is checked too; within max_gap, its model is the registered one."""
+    run_sweep("sweep.name=strict", "selection.retrain_epochs=3", "selection.max_gap=1.0",
+              "tuner.max_trials=1", space={"epochs": {"type": "fixed", "value": 1}})
+    client = MlflowClient()
+    v1 = client.get_model_version_by_alias("fmnist-cnn", "best")
+    final = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], "tags.role = 'final'")
+    assert v1.tags["source_run"] == final[0].info.run_id, "a retrain within max_gap is what gets registered"
