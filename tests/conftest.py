@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import mlflow
 import pytest
@@ -20,12 +22,22 @@ def compose_cfg(config_name: str, overrides: list[str]):
         return compose(config_name, overrides=overrides)
 
 
+@contextmanager
+def mlflow_store(root: Path) -> Iterator[str]:
+    """A fresh sqlite MLflow store with artifacts under `root`; this process and the
+    commands it starts use it (cwd and MLFLOW_TRACKING_URI) until the block ends."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # MLflow puts the default artifact root at ./mlruns
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield uri
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    """A fresh sqlite MLflow store with artifacts under tmp_path; the process is pointed at it."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.chdir(tmp_path)  # MLflow puts the default artifact root at ./mlruns
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
+def store(tmp_path) -> Iterator[str]:
+    with mlflow_store(tmp_path) as uri:
+        yield uri

@@ -29,7 +29,7 @@ from fmnist.config import Config, ConfigError, validate
 from fmnist.predict import compose_config, predict, sheet_size
 from fmnist.serving import load_keras, log_photo_model
 from fmnist.train import train
-from tests.conftest import PHOTOS, compose_cfg
+from tests.conftest import PHOTOS, compose_cfg, mlflow_store
 from tests.test_preprocess import first_photo, huge_png_header
 
 pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"shared photos not found at {PHOTOS}")
@@ -53,11 +53,7 @@ class Store:
 def store(tmp_path_factory) -> Store:
     """One quick model for the module, registered as the sweep would register it."""
     root = tmp_path_factory.mktemp("predict")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
+    with mlflow_store(root) as uri:
         run_id = train(validate(Config, compose_cfg("config", QUICK)))
         model = mlflow.keras.load_model(f"runs:/{run_id}/model")
         model.save(root / "model.keras")
@@ -66,7 +62,6 @@ def store(tmp_path_factory) -> Store:
         version = mlflow.register_model(photo_uri, "fmnist-cnn").version
         MlflowClient().set_registered_model_alias("fmnist-cnn", "best", version)
         yield Store(uri, run_id, root / "model.keras", photo_uri)
-    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from fmnist.data import CLASS_NAMES, load_splits
 from fmnist.report import ReportCommand, hydra_args, redraw
 from fmnist.reports import log_run_reports, log_sweep_reports
 from fmnist.train import train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, mlflow_store
 
 EMBED, TSNE, MISTAKES, SUBSET, SEED = 200, 60, 12, 1000, 5
 OVERRIDES = ["experiment=quick", f"data.subset={SUBSET}", "trainer.epochs=1", f"seed={SEED}",
@@ -56,13 +56,8 @@ class Trained:
 def trained(tmp_path_factory) -> Trained:
     """One train run for the whole module (training is the slow part), in its own store."""
     tmp = tmp_path_factory.mktemp("reports")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
+    with mlflow_store(tmp):
         yield Trained(train(validate(Config, compose_cfg("config", OVERRIDES))), tmp)
-    mlflow.set_tracking_uri(None)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
