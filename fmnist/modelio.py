@@ -10,9 +10,12 @@ import numpy as np
 from mlflow.models import infer_signature
 
 
-def requirements() -> list[str]:
+KERAS_STACK = ("keras", "tensorflow", "numpy")
+
+
+def requirements(*extra: str) -> list[str]:
     """Pinned explicitly: MLflow's own inference reloads the model in a subprocess (slow)."""
-    return [f"{p}=={version(p)}" for p in ("keras", "tensorflow", "numpy")]
+    return [f"{p}=={version(p)}" for p in (*KERAS_STACK, *extra)]
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,12 @@ from mlflow.types.schema import Array
 from omegaconf import OmegaConf
 
 from fmnist.data import CLASS_NAMES
+from fmnist.modelio import requirements
 from fmnist.preprocess import SIZE, ImageError, Limits, Mode, PhotoSettings, prepare, read_image
+
+# Pinned beside the Keras stack. The `fmnist` package itself must be importable where the
+# model is served (`--env-manager local`).
+SERVING_EXTRAS = ("pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
 
 PREDICT_YAML = Path(__file__).resolve().parent.parent / "conf" / "predict.yaml"
 SIGNATURE = ModelSignature(
@@ -114,13 +118,6 @@ def serving_config() -> dict[str, Any]:
     }
 
 
-def requirements() -> list[str]:
-    """Pinned, so MLflow does not infer them by reloading the model in a subprocess (slow).
-    The `fmnist` package itself must be importable where the model is served."""
-    packages = ("keras", "tensorflow", "numpy", "pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
-    return [f"{p}=={version(p)}" for p in packages]
-
-
 def log_photo_model(keras_model: keras.Model, name: str = "model") -> str:
     """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +125,7 @@ def log_photo_model(keras_model: keras.Model, name: str = "model") -> str:
         keras_model.save(path)
         info = mlflow.pyfunc.log_model(
             name=name, python_model=PhotoClassifier(), artifacts={"keras_model": str(path)},
-            model_config=serving_config(), signature=SIGNATURE, pip_requirements=requirements(),
+            model_config=serving_config(), signature=SIGNATURE, pip_requirements=requirements(*SERVING_EXTRAS),
         )
     return info.model_uri
 
