@@ -136,10 +136,11 @@ def sweep(cfg: Config) -> int:
     use_store(cfg.mlflow)
     state = Path(cfg.sweep.dir) / cfg.sweep.name
     fresh = cfg.sweep.fresh or not (state / MARKER).exists()
-    if not fresh:  # check before keras-tuner reloads a state that does not match
-        open_parent(cfg, state, fresh=False)
+    if not fresh:  # checks the config before keras-tuner reloads a state that does not match
+        parent_id = open_parent(cfg, state, fresh=False)
     tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh)
-    parent_id = open_parent(cfg, state, fresh)
+    if fresh:  # after keras-tuner has cleared the old state, marker included
+        parent_id = open_parent(cfg, state, fresh=True)
     start = time.perf_counter()
     try:
         with mlflow.start_run(run_id=parent_id) as parent:

@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 
 from fmnist import cli
-from fmnist.config import Config, TrainConfig, TrainerConfig
+from fmnist.config import Config, ReportConfig, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
 from fmnist.model import build_model
 from fmnist.reports import log_run_reports
@@ -64,6 +64,19 @@ def summarize(model: keras.Model, splits: Splits) -> dict[str, float]:
     }
 
 
+def log_results(model: keras.Model, splits: Splits, history: keras.callbacks.History, report: ReportConfig,
+                log_model: bool = True, **extra: float) -> dict[str, float]:
+    """What every trained model leaves in the active run, a train run or a sweep trial alike:
+    the summary metrics, the reports and the model. Returns the summary."""
+    summary = summarize(model, splits)
+    log_run_reports(model, splits, history.history, report)
+    # The summary shares keys with the curves (val_accuracy): log it at the last epoch's step.
+    mlflow.log_metrics({**summary, "epochs_run": len(history.epoch), **extra}, step=len(history.epoch))
+    if log_model:
+        log_keras_model(model, splits.x_val[:2])
+    return summary
+
+
 def train(cfg: TrainConfig) -> str:
     """Train and log one model; returns the MLflow run id."""
     seed_everything(cfg.seed)
@@ -77,13 +90,7 @@ def train(cfg: TrainConfig) -> str:
         start = time.perf_counter()
         history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)])
         seconds = time.perf_counter() - start
-        summary = summarize(model, splits)
-        log_run_reports(model, splits, history.history, cfg.report)
-        # The summary shares keys with the curves (val_accuracy): log it at the last epoch's step.
-        mlflow.log_metrics({**summary, "epochs_run": len(history.epoch), "train_seconds": seconds},
-                           step=len(history.epoch))
-        if cfg.mlflow.log_model:
-            log_keras_model(model, splits.x_val[:2])
+        summary = log_results(model, splits, history, cfg.report, cfg.mlflow.log_model, train_seconds=seconds)
     print(
         f"run {run.info.run_id}: train {summary['train_accuracy']:.4f}  val {summary['val_accuracy']:.4f}  "
         f"test {summary['test_accuracy']:.4f}  gap {summary['overfit_gap']:+.4f}  "

@@ -20,11 +20,9 @@ from pydantic import ValidationError
 from fmnist.config import Config
 from fmnist.data import Splits
 from fmnist.model import build_model
-from fmnist.modelio import log_keras_model
-from fmnist.reports import log_run_reports
 from fmnist.space import fit_settings, model_config
 from fmnist.tracking import EpochLogger
-from fmnist.train import fit, summarize
+from fmnist.train import fit, log_results
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
@@ -54,10 +52,7 @@ class SpaceHyperModel(kt.HyperModel):
                       batch_size=batch_size, initial_epoch=kwargs.get("initial_epoch", 0))
         if any(math.isnan(v) for v in history.history.get("loss", [])):
             raise kt.errors.FailedTrialError("loss diverged (NaN)")
-        summary = summarize(model, splits)
-        mlflow.log_metrics(summary, step=len(history.epoch))
-        log_run_reports(model, splits, history.history, self.cfg.report)
-        log_keras_model(model, splits.x_val[:2])
+        summary = log_results(model, splits, history, self.cfg.report)
         return {"val_accuracy": summary["val_accuracy"]}
 
 
