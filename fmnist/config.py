@@ -77,6 +77,14 @@ class TrainerConfig(Strict):
     batch_size: int = Field(32, ge=1, le=8192)
     early_stopping: int = Field(0, ge=0, description="patience in epochs on val_loss; 0 turns it off")
     reduce_lr: int = Field(0, ge=0, description="patience before halving the learning rate; 0 turns it off")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: from the model's learning rate down to near 0 over the run's epochs")
+
+    @model_validator(mode="after")
+    def _one_lr_policy(self) -> "TrainerConfig":
+        if self.reduce_lr and self.lr_schedule != "constant":
+            raise ValueError(f"reduce_lr: halving on a plateau needs lr_schedule=constant, not {self.lr_schedule}")
+        return self
     verbose: int = Field(2, ge=0, le=2)
 
 
@@ -94,6 +102,7 @@ class ReportConfig(Strict):
 
     enabled: bool = True
     embeddings: bool = Field(True, description="projector files and the PCA / t-SNE plots")
+    trial_embeddings: bool = Field(False, description="on every sweep trial too, not only on the registered model")
     embed_sample: int = Field(1000, ge=10, le=10000, description="test images in the projector and PCA plot")
     tsne_sample: int = Field(250, ge=10, le=10000, description="of those, the first N go into t-SNE")
     mistakes: int = Field(24, ge=1, le=100, description="most confident test mistakes in the grid")
@@ -172,15 +181,18 @@ class SweepConfig(Strict):
     name: str = "default"
     dir: str = "sweeps"
     fresh: bool = False
+    search_minutes: float = Field(0, ge=0, description="no trial starts after this long (per invocation); 0: no limit")
+    trial_minutes: float = Field(0, ge=0, description="a trial projected to take longer fails a few batches in; "
+                                 "0: no limit")
 
 
 class SelectionConfig(Strict):
     max_gap: float = Field(0.03, ge=0.0, le=1.0)
     alias: str = "best"
     retrain_epochs: int = Field(0, ge=0, description="0: register the winning trial's own model; "
-                                "N: retrain its hyperparameters for up to N epochs first")
-    retrain_patience: int = Field(4, ge=1, description="retrain: early-stopping patience on val_loss; "
-                                  "the learning rate halves after half as many epochs without progress")
+                                "N: retrain its hyperparameters for N epochs first")
+    retrain_minutes: float = Field(0, ge=0, description="fewer retrain epochs if N would take longer, "
+                                   "at the trial's measured seconds per epoch; 0: no limit")
 
 
 class Config(TrainConfig):

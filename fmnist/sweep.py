@@ -21,16 +21,18 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from fmnist import cli
-from fmnist.config import Config, ConfigError
+from fmnist.config import Config, ConfigError, SelectionConfig
 from fmnist.data import Splits, load_splits
-from fmnist.reports import log_sweep_reports
+from fmnist.reports import log_run_reports, log_sweep_reports
+from fmnist.reports.predict import predict
+from fmnist.reports.source import load_history
 from fmnist.serving import log_photo_model
 from fmnist.reports.sweep import typed
 from fmnist.registry import (
     as_csv, as_markdown, best_eligible, close_interrupted, leaderboard, register,
 )
 from fmnist.tracking import flatten, run_tags, use_store
-from fmnist.train import accuracy, seed_everything
+from fmnist.train import seed_everything
 from fmnist.tuning import SpaceHyperModel, format_hp, make_tuner
 
 MARKER = "mlflow_parent_run.json"
@@ -61,18 +63,27 @@ def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
     return run.info.run_id
 
 
-def retrain(tuner, cfg: Config, trial_id: str, splits: Splits) -> str:
-    """Train the winning hyperparameters longer, with early stopping and LR decay on val_loss,
-    as a child run "final": short trials find the settings, one long run uses them."""
+def retrain(tuner, cfg: Config, trial_id: str, run_id: str, splits: Splits) -> str:
+    """Train the winning hyperparameters for `selection.retrain_epochs` as a child run
+    "final": short trials find the settings, one longer run (the trainer's LR schedule
+    stretched over it) gets what they are worth."""
     hp = tuner.oracle.get_trial(trial_id).hyperparameters
+    epochs = retrain_epochs(cfg.selection, mlflow.get_run(run_id).data.metrics.get("epoch_seconds"))
     with mlflow.start_run(run_name=f"final-{trial_id}", nested=True, tags={"role": "final", "trial_id_source": trial_id}):
         mlflow.log_params(hp.values)
+        print(f"retraining trial {trial_id}'s settings for {epochs} epochs", flush=True)
         keras.utils.set_random_seed(cfg.seed)
-        patience = cfg.selection.retrain_patience
-        trainer = cfg.trainer.model_copy(update={"early_stopping": patience, "reduce_lr": max(1, patience // 2)})
-        hypermodel = SpaceHyperModel(cfg.model_copy(update={"trainer": trainer}))
-        hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=cfg.selection.retrain_epochs)
+        hypermodel = SpaceHyperModel(cfg)
+        hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=epochs)
         return mlflow.active_run().info.run_id
+
+
+def retrain_epochs(selection: SelectionConfig, epoch_seconds: float | None) -> int:
+    """`retrain_epochs`, fewer if that many would take longer than `retrain_minutes` at the
+    pace the trial measured: a slow winner gets a shorter retrain, not a late sweep."""
+    if not selection.retrain_minutes or not epoch_seconds:
+        return selection.retrain_epochs
+    return max(1, min(selection.retrain_epochs, int(selection.retrain_minutes * 60 // epoch_seconds)))
 
 
 def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] | None:
@@ -89,7 +100,7 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
         return best and {**best, "version": done, "moved": None}
     source = best["run_id"]
     if cfg.selection.retrain_epochs:
-        retrained = retrain(tuner, cfg, best["trial_id"], splits)
+        retrained = retrain(tuner, cfg, best["trial_id"], best["run_id"], splits)
         gap = mlflow.get_run(retrained).data.metrics["overfit_gap"]
         if gap <= cfg.selection.max_gap:
             source = retrained
@@ -99,7 +110,9 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     model = mlflow.keras.load_model(f"runs:/{source}/model")
     final = mlflow.get_run(source).data.metrics
     metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}
-    metrics["test_accuracy"] = accuracy(model, splits.x_test, splits.y_test)  # the one test evaluation
+    test = predict(model, splits.x_test)  # the one test evaluation; the full reports draw on it too
+    metrics["test_accuracy"] = test.accuracy(splits.y_test)
+    log_run_reports(model, splits, load_history(client, source), cfg.report, test, run_id=source)
     mlflow.log_metrics({f"best_{k}": v for k, v in metrics.items()})
     mlflow.set_tag("best_trial_id", best["trial_id"])
     uri = log_photo_model(model, name="best_model")  # takes photos: serving and fmnist.predict

@@ -7,6 +7,7 @@ the model. The functions here are also the sweep's building blocks.
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -18,6 +19,7 @@ from fmnist.config import Config, ReportConfig, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
 from fmnist.model import build_model
 from fmnist.reports import log_run_reports
+from fmnist.reports.predict import Outputs, predict
 from fmnist.tracking import EpochLogger, flatten, run_tags, use_store
 from fmnist.modelio import log_keras_model
 
@@ -33,8 +35,11 @@ def seed_everything(seed: int) -> None:
 
 def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
         batch_size: int | None = None, initial_epoch: int = 0) -> keras.callbacks.History:
-    """Plain `model.fit` on the arrays, plus optional early stopping and LR decay on val_loss.
-    `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
+    """Plain `model.fit` on the arrays, plus optional early stopping, LR decay on val_loss and
+    a cosine LR schedule. `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
+    epochs = epochs or trainer.epochs
+    if trainer.lr_schedule == "cosine":
+        callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
     if trainer.early_stopping:
         callbacks = [*callbacks, keras.callbacks.EarlyStopping(
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
@@ -43,9 +48,16 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
     return model.fit(
         splits.x_train, splits.y_train,
         validation_data=(splits.x_val, splits.y_val),
-        epochs=epochs or trainer.epochs, batch_size=batch_size or trainer.batch_size,
+        epochs=epochs, batch_size=batch_size or trainer.batch_size,
         initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
     )
+
+
+def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
+    """Half a cosine from `start` towards 0 over `epochs`, one step per epoch: a short run
+    ends at a low rate, so it gets most of what a long constant-rate run reaches, and a
+    sweep's short trials rank settings by what they are worth when trained to the end."""
+    return keras.callbacks.LearningRateScheduler(lambda e: start * 0.5 * (1 + math.cos(math.pi * e / epochs)))
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -53,13 +65,14 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["accuracy"])
 
 
-def summarize(model: keras.Model, splits: Splits) -> dict[str, float]:
-    """The four summary metrics every run and trial carries."""
+def summarize(model: keras.Model, splits: Splits, test: Outputs) -> dict[str, float]:
+    """The four summary metrics every run and trial carries; the test accuracy comes from
+    the test-set pass the reports use too, so the test set is predicted once per run."""
     train, val = accuracy(model, splits.x_train, splits.y_train), accuracy(model, splits.x_val, splits.y_val)
     return {
         "train_accuracy": train,
         "val_accuracy": val,
-        "test_accuracy": accuracy(model, splits.x_test, splits.y_test),
+        "test_accuracy": test.accuracy(splits.y_test),
         "overfit_gap": train - val,
     }
 
@@ -68,8 +81,9 @@ def log_results(model: keras.Model, splits: Splits, history: keras.callbacks.His
                 log_model: bool = True, **extra: float) -> dict[str, float]:
     """What every trained model leaves in the active run, a train run or a sweep trial alike:
     the summary metrics, the reports and the model. Returns the summary."""
-    summary = summarize(model, splits)
-    log_run_reports(model, splits, history.history, report)
+    test = predict(model, splits.x_test)
+    summary = summarize(model, splits, test)
+    log_run_reports(model, splits, history.history, report, test)
     # The summary shares keys with the curves (val_accuracy): log it at the last epoch's step.
     mlflow.log_metrics({**summary, "epochs_run": len(history.epoch), **extra}, step=len(history.epoch))
     if log_model:

@@ -27,14 +27,38 @@ from fmnist.train import fit, log_results
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 
+class Pace(keras.callbacks.Callback):
+    """Stops a run a few batches in when its measured pace says it would take longer than
+    `minutes`: on a small machine one oversized model must not eat the sweep's hour."""
+
+    def __init__(self, minutes: float, epochs: int, warmup: int = 5, probe: int = 20) -> None:
+        super().__init__()
+        self.limit, self.epochs, self.warmup, self.probe = minutes * 60, epochs, warmup, probe
+        self.projected = 0.0
+        self._start = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.projected or batch not in (self.warmup, self.warmup + self.probe):
+            return
+        if batch == self.warmup:  # the first batches include graph tracing
+            self._start = time.perf_counter()
+            return
+        per_batch = (time.perf_counter() - self._start) / self.probe
+        projected = per_batch * self.params["steps"] * self.epochs
+        if projected > self.limit:
+            self.projected, self.model.stop_training = projected, True
+
+
 class SpaceHyperModel(kt.HyperModel):
     """Builds a trial's model from the space; `fit` trains it with the trial's own
     epochs and batch size and logs curves, summary metrics, reports and the model to the
-    child run."""
+    child run. With `minutes`, a run projected to take longer is stopped and failed."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, minutes: float = 0) -> None:
         super().__init__(name="fmnist_space")
-        self.cfg = cfg
+        self.cfg, self.minutes = cfg, minutes
+        # t-SNE is most of a report's cost: a sweep draws it for the registered model only.
+        self.report = cfg.report.model_copy(update={"embeddings": cfg.report.embeddings and cfg.report.trial_embeddings})
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         fit_settings(hp, self.cfg)  # declare epochs / batch size too, so trial 1 samples them
@@ -47,12 +71,19 @@ class SpaceHyperModel(kt.HyperModel):
         epochs, batch_size = fit_settings(hp, self.cfg)
         epochs = kwargs.get("epochs", epochs)  # Hyperband passes its own budget
         run_id = mlflow.active_run().info.run_id
-        extra = [EpochLogger(run_id), keras.callbacks.TerminateOnNaN()]
+        pace = Pace(self.minutes, epochs - kwargs.get("initial_epoch", 0))
+        extra = [EpochLogger(run_id), keras.callbacks.TerminateOnNaN(), *([pace] if self.minutes else [])]
+        start = time.perf_counter()
         history = fit(model, splits, self.cfg.trainer, [*(callbacks or []), *extra], epochs=epochs,
                       batch_size=batch_size, initial_epoch=kwargs.get("initial_epoch", 0))
         if any(math.isnan(v) for v in history.history.get("loss", [])):
             raise kt.errors.FailedTrialError("loss diverged (NaN)")
-        summary = log_results(model, splits, history, self.cfg.report)
+        if pace.projected:
+            raise kt.errors.FailedTrialError(f"too slow: {pace.projected / 60:.1f} min projected, "
+                                             f"over sweep.trial_minutes={self.minutes:g}")
+        # What one epoch of these settings costs: the retrain sizes itself by it.
+        summary = log_results(model, splits, history, self.report,
+                              epoch_seconds=(time.perf_counter() - start) / max(1, len(history.epoch)))
         return {"val_accuracy": summary["val_accuracy"]}
 
 
@@ -77,28 +108,50 @@ class Tracked:
         ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
         mlflow.set_tag("trial_status", trial.status)
         if not ok and trial.message:
-            mlflow.set_tag("trial_error", trial.message.strip().splitlines()[-1][:500])
+            mlflow.set_tag("trial_error", failure(trial)[:500])
         mlflow.end_run("FINISHED" if ok else "FAILED")
         super().on_trial_end(trial)
         print(self._end_line(trial, ok), flush=True)
+        self._stop_if_out_of_time()
+
+    def _stop_if_out_of_time(self) -> None:
+        """Past `sweep.search_minutes` no trial starts: keras-tuner stops creating trials once
+        it has max_trials of them, so max_trials becomes the count so far."""
+        limit = self.sweep_cfg.sweep.search_minutes
+        if limit and time.perf_counter() - self.started > limit * 60 and self._planned() > len(self.oracle.trials):
+            print(f"search time is up (sweep.search_minutes={limit}): no more trials", flush=True)
+            self.oracle.max_trials = len(self.oracle.trials)
+
+    def _planned(self) -> int:
+        """Trials the search will run: max_trials, or the bracket schedule of Hyperband."""
+        o = self.oracle
+        if isinstance(o, kt.oracles.HyperbandOracle) and not o.max_trials:  # its private helpers hold the schedule
+            brackets = range(o._get_num_brackets())
+            return o.hyperband_iterations * sum(o._get_size(b, r) for b in brackets for r in range(o._get_num_rounds(b)))
+        return o.max_trials
 
     def _position(self, trial: kt.engine.trial.Trial) -> str:
         """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
-        total = getattr(self.oracle, "max_trials", None)
-        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {total or '?'}"
+        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned()}"
 
     def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
         took = time.perf_counter() - self._trial_start
         elapsed = time.perf_counter() - self.started
         done = sum(t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
-        left = max(0, (getattr(self.oracle, "max_trials", None) or done) - done)
+        left = max(0, self._planned() - done)
         eta = f"~{elapsed / max(done, 1) * left / 60:.0f} min left" if left else "last trial"
         if not ok:
-            reason = (trial.message or "").strip().splitlines()[-1:] or ["failed"]
-            return f"[trial {self._position(trial)}] FAILED {reason[0][:200]}  ({took:.0f} s; {eta})"
+            return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {eta})"
         m = mlflow.get_run(self._run_id).data.metrics
         return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
                 f"{took:.0f} s  (elapsed {elapsed / 60:.1f} min, {eta})")
+
+
+def failure(trial: kt.engine.trial.Trial) -> str:
+    """The last line of a failed trial's traceback, less the exception's module path when
+    the failure is one of ours (FailedTrialError: the reason is the message)."""
+    last = ((trial.message or "").strip().splitlines() or ["failed"])[-1]
+    return last.split("FailedTrialError: ", 1)[-1]
 
 
 def format_hp(values: dict[str, Any]) -> str:
@@ -122,7 +175,7 @@ def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
     """The configured tuner, its state under `directory/sweep.name` (what makes resume work)."""
     t = cfg.tuner
     common = dict(
-        hypermodel=SpaceHyperModel(cfg), objective=OBJECTIVE, executions_per_trial=t.executions_per_trial,
+        hypermodel=SpaceHyperModel(cfg, cfg.sweep.trial_minutes), objective=OBJECTIVE, executions_per_trial=t.executions_per_trial,
         directory=directory, project_name=cfg.sweep.name, overwrite=overwrite, seed=cfg.seed,
         max_consecutive_failed_trials=max(3, t.max_trials),
     )

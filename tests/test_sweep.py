@@ -18,9 +18,9 @@ from mlflow.tracking import MlflowClient
 
 from omegaconf import OmegaConf
 
-from fmnist.config import Config, ConfigError, validate
+from fmnist.config import Config, ConfigError, SelectionConfig, validate
 from fmnist.serving import load_keras
-from fmnist.sweep import sweep
+from fmnist.sweep import retrain_epochs, sweep
 from tests.conftest import PHOTOS, compose_cfg
 
 QUICK = ["experiment=quick", "data.subset=1500"]
@@ -71,9 +71,11 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
     assert {"leaderboard.csv", "leaderboard.md", "sweep_reports"} <= artifacts
     sweep_plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "sweep_reports")}
     assert {"sweep_reports/sweep_progress.png", "sweep_reports/sweep_gap.png"} <= sweep_plots
-    for r in kids:
-        assert any(a.path.endswith(".png") for a in client.list_artifacts(r.info.run_id, "reports"))
     best = client.get_model_version_by_alias("fmnist-cnn", "best")
+    for r in kids:  # the slow embeddings only where the registered model was trained
+        pngs = {a.path.split("/")[-1] for a in client.list_artifacts(r.info.run_id, "reports")}
+        assert {"curves.png", "confusion.png", "mistakes.png"} <= pngs
+        assert ("embeddings.png" in pngs) == (r.info.run_id == best.tags["source_run"])
     assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
     assert load_keras("best").output_shape == (None, 10)
     pyfunc = mlflow.pyfunc.load_model("models:/fmnist-cnn@best")  # what `mlflow models serve` runs
@@ -161,3 +163,26 @@ def test_a_retrain_within_max_gap_is_what_gets_registered(store):
     v1 = client.get_model_version_by_alias("fmnist-cnn", "best")
     final = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], "tags.role = 'final'")
     assert v1.tags["source_run"] == final[0].info.run_id, "a retrain within max_gap is what gets registered"
+
+
+def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
+    run_sweep("sweep.name=slow", "tuner.max_trials=2", "sweep.trial_minutes=0.0001",
+              space={"batch_size": {"type": "fixed", "value": 16}})  # enough batches to measure the pace
+    client = MlflowClient()
+    parent = next(r for r in runs_of(client) if r.info.run_name == "slow")
+    kids = children(client, parent.info.run_id)
+    assert len(kids) == 2 and {r.info.status for r in kids} == {"FAILED"}
+    assert all(r.data.tags["trial_error"].startswith("too slow:") for r in kids)
+    assert "registered_version" not in mlflow.get_run(parent.info.run_id).data.tags
+
+
+def test_no_trial_starts_after_search_minutes(store):
+    run_sweep("sweep.name=timeup", "tuner.max_trials=3", "sweep.search_minutes=0.0001")
+    client = MlflowClient()
+    parent = next(r for r in runs_of(client) if r.info.run_name == "timeup")
+    assert [r.info.status for r in children(client, parent.info.run_id)] == ["FINISHED"]
+
+
+@pytest.mark.parametrize("seconds, epochs", [(None, 24), (10.0, 24), (60.0, 15), (1000.0, 1)])
+def test_the_retrain_shrinks_to_fit_retrain_minutes(seconds, epochs):
+    assert retrain_epochs(SelectionConfig(retrain_epochs=24, retrain_minutes=15), seconds) == epochs

@@ -14,6 +14,7 @@ from typing import Iterator
 import keras
 import mlflow
 import numpy as np
+from mlflow.tracking import MlflowClient
 
 from fmnist.config import ReportConfig
 from fmnist.data import CLASS_NAMES, Splits
@@ -52,10 +53,11 @@ def write_embedding_reports(outputs: Outputs, splits: Splits, picked: np.ndarray
 
 
 def write_run_reports(model: keras.Model, splits: Splits, history: dict[str, list[float]], cfg: ReportConfig,
-                      out: Path) -> list[Path]:
+                      out: Path, outputs: Outputs | None = None) -> list[Path]:
     """Every report of one trained model into `out`; returns the files written. The test
-    set is the evaluated set: its accuracy here is the run's logged test_accuracy."""
-    outputs = predict(model, splits.x_test)
+    set is the evaluated set: its accuracy here is the run's logged test_accuracy.
+    `outputs`: the model's test-set pass, when the caller has made it already."""
+    outputs = outputs or predict(model, splits.x_test)
     picked = sample(len(splits.y_test), cfg.embed_sample, cfg.seed)
     with ThreadPoolExecutor(1) as pool:
         # t-SNE's gradient loop releases the GIL: on a second core it runs while the other plots draw.
@@ -70,20 +72,22 @@ def write_run_reports(model: keras.Model, splits: Splits, history: dict[str, lis
 
 
 def log_run_reports(model: keras.Model, splits: Splits, history: dict[str, list[float]], cfg: ReportConfig,
-                    artifact_path: str = ARTIFACT_PATH) -> None:
-    """Draw the reports and log them under `artifact_path` of the active MLflow run, with
-    the seconds it took as the metric report_seconds (the overhead a user pays). A failure
-    here is a warning and a `report_error` tag: a picture must not fail the run it describes."""
+                    outputs: Outputs | None = None, run_id: str | None = None) -> None:
+    """Draw the reports and log them under `reports/` of the active MLflow run (or of
+    `run_id`, left closed), with the seconds it took as the metric report_seconds (the
+    overhead a user pays). A failure here is a warning and a `report_error` tag: a
+    picture must not fail the run it describes."""
     if not cfg.enabled:
         return
+    client, run_id = MlflowClient(), run_id or mlflow.active_run().info.run_id
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="fmnist-reports-") as tmp, collector_paused():
-            write_run_reports(model, splits, history, cfg, Path(tmp))
-            mlflow.log_artifacts(tmp, artifact_path)
+            write_run_reports(model, splits, history, cfg, Path(tmp), outputs)
+            client.log_artifacts(run_id, tmp, ARTIFACT_PATH)
     except Exception as e:  # noqa: BLE001 - any failure, see above
         message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         print(f"warning: reports not logged: {message}", file=sys.stderr)
-        mlflow.set_tag("report_error", message)
+        client.set_tag(run_id, "report_error", message)
         return
-    mlflow.log_metric("report_seconds", time.perf_counter() - start)
+    client.log_metric(run_id, "report_seconds", time.perf_counter() - start)
