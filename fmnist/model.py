@@ -9,29 +9,16 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fmnist.config import Augment, ModelConfig
+from fmnist.config import ModelConfig
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
 
 
-def augmentation(aug: Augment) -> list[layers.Layer]:
-    """Random flips, shifts and zooms; Keras applies them in training only."""
-    steps: list[layers.Layer] = []
-    if aug.flip:
-        steps.append(layers.RandomFlip("horizontal"))
-    if aug.shift:
-        steps.append(layers.RandomTranslation(aug.shift, aug.shift, fill_mode="constant"))
-    if aug.zoom:
-        steps.append(layers.RandomZoom(aug.zoom, fill_mode="constant"))
-    return steps
-
-
 def build_model(cfg: ModelConfig) -> keras.Model:
-    """Conv blocks ((conv, optional batch norm, relu) x convs, pool, dropout), dense layers, softmax."""
+    """Conv blocks ((conv, optional batch norm, relu) x convs, pool, dropout), dense layers,
+    softmax. `cfg.augment` is not here: fmnist.augment applies it to the training batches."""
     x = inputs = keras.Input(INPUT_SHAPE, name="image")
-    for step in augmentation(cfg.augment):
-        x = step(x)
     for b in cfg.conv_blocks:
         for _ in range(b.convs):
             x = layers.Conv2D(b.filters, b.kernel, padding=b.padding, use_bias=not b.batch_norm)(x)

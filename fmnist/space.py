@@ -13,7 +13,9 @@ import keras_tuner as kt
 
 from fmnist.config import PER_BLOCK, Augment, Config, ConvBlock, ModelConfig, SearchParam
 
-AUGMENT_ON = Augment(flip=True, shift=0.1, zoom=0.1)
+# What `augment: true` in a space means: mirror images and move them by a pixel. 3-pixel
+# shifts slowed learning so much that 5 epochs reached 85% where 1 pixel reached 90%.
+AUGMENT_ON = Augment(flip=True, shift=0.05)
 
 
 def declare(hp: kt.HyperParameters, name: str, p: SearchParam) -> Any:

@@ -66,14 +66,15 @@ def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
 def retrain(tuner, cfg: Config, trial_id: str, run_id: str, splits: Splits) -> str:
     """Train the winning hyperparameters for `selection.retrain_epochs` as a child run
     "final": short trials find the settings, one longer run (the trainer's LR schedule
-    stretched over it) gets what they are worth."""
+    stretched over it) gets what they are worth. Its model is the epoch with the best
+    validation accuracy within `selection.max_gap`."""
     hp = tuner.oracle.get_trial(trial_id).hyperparameters
     epochs = retrain_epochs(cfg.selection, mlflow.get_run(run_id).data.metrics.get("epoch_seconds"))
     with mlflow.start_run(run_name=f"final-{trial_id}", nested=True, tags={"role": "final", "trial_id_source": trial_id}):
         mlflow.log_params(hp.values)
         print(f"retraining trial {trial_id}'s settings for {epochs} epochs", flush=True)
         keras.utils.set_random_seed(cfg.seed)
-        hypermodel = SpaceHyperModel(cfg)
+        hypermodel = SpaceHyperModel(cfg, max_gap=cfg.selection.max_gap)
         hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=epochs)
         return mlflow.active_run().info.run_id
 

@@ -15,7 +15,8 @@ import mlflow
 import numpy as np
 
 from fmnist import cli
-from fmnist.config import Config, ReportConfig, TrainConfig, TrainerConfig
+from fmnist.augment import AugmentedBatches
+from fmnist.config import Augment, Config, ReportConfig, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
 from fmnist.model import build_model
 from fmnist.reports import log_run_reports
@@ -34,10 +35,11 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
-        batch_size: int | None = None, initial_epoch: int = 0) -> keras.callbacks.History:
-    """Plain `model.fit` on the arrays, plus optional early stopping, LR decay on val_loss and
-    a cosine LR schedule. `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
-    epochs = epochs or trainer.epochs
+        batch_size: int | None = None, initial_epoch: int = 0, aug: Augment = Augment()) -> keras.callbacks.History:
+    """Plain `model.fit` on the arrays (augmented batches when `aug` asks for them), plus
+    optional early stopping, LR decay on val_loss and a cosine LR schedule. `epochs` /
+    `batch_size` override the trainer's (a sweep trial tunes them)."""
+    epochs, batch_size = epochs or trainer.epochs, batch_size or trainer.batch_size
     if trainer.lr_schedule == "cosine":
         callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
     if trainer.early_stopping:
@@ -45,10 +47,12 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
     if trainer.reduce_lr:
         callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=trainer.reduce_lr)]
+    if aug.flip or aug.shift or aug.zoom:  # seeded from the global seed, so a run repeats
+        train = {"x": AugmentedBatches(splits.x_train, splits.y_train, batch_size, aug, int(np.random.randint(2**31)))}
+    else:
+        train = {"x": splits.x_train, "y": splits.y_train, "batch_size": batch_size}
     return model.fit(
-        splits.x_train, splits.y_train,
-        validation_data=(splits.x_val, splits.y_val),
-        epochs=epochs, batch_size=batch_size or trainer.batch_size,
+        **train, validation_data=(splits.x_val, splits.y_val), epochs=epochs,
         initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
     )
 
@@ -102,7 +106,7 @@ def train(cfg: TrainConfig) -> str:
         mlflow.log_dict(own, "config.yaml")
         model = build_model(cfg.model)
         start = time.perf_counter()
-        history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)])
+        history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)], aug=cfg.model.augment)
         seconds = time.perf_counter() - start
         summary = log_results(model, splits, history, cfg.report, cfg.mlflow.log_model, train_seconds=seconds)
     print(

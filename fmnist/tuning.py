@@ -17,6 +17,7 @@ import keras_tuner as kt
 import mlflow
 from pydantic import ValidationError
 
+from fmnist.callbacks import BestWithinGap, Pace
 from fmnist.config import Config
 from fmnist.data import Splits
 from fmnist.model import build_model
@@ -27,36 +28,15 @@ from fmnist.train import fit, log_results
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 
-class Pace(keras.callbacks.Callback):
-    """Stops a run a few batches in when its measured pace says it would take longer than
-    `minutes`: on a small machine one oversized model must not eat the sweep's hour."""
-
-    def __init__(self, minutes: float, epochs: int, warmup: int = 5, probe: int = 20) -> None:
-        super().__init__()
-        self.limit, self.epochs, self.warmup, self.probe = minutes * 60, epochs, warmup, probe
-        self.projected = 0.0
-        self._start = 0.0
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.projected or batch not in (self.warmup, self.warmup + self.probe):
-            return
-        if batch == self.warmup:  # the first batches include graph tracing
-            self._start = time.perf_counter()
-            return
-        per_batch = (time.perf_counter() - self._start) / self.probe
-        projected = per_batch * self.params["steps"] * self.epochs
-        if projected > self.limit:
-            self.projected, self.model.stop_training = projected, True
-
-
 class SpaceHyperModel(kt.HyperModel):
     """Builds a trial's model from the space; `fit` trains it with the trial's own
     epochs and batch size and logs curves, summary metrics, reports and the model to the
-    child run. With `minutes`, a run projected to take longer is stopped and failed."""
+    child run. `minutes` (sweep trials): a run projected to take longer is stopped and
+    failed. `max_gap` (the retrain): the best epoch within that gap is the one kept."""
 
-    def __init__(self, cfg: Config, minutes: float = 0) -> None:
+    def __init__(self, cfg: Config, minutes: float = 0, max_gap: float | None = None) -> None:
         super().__init__(name="fmnist_space")
-        self.cfg, self.minutes = cfg, minutes
+        self.cfg, self.minutes, self.max_gap = cfg, minutes, max_gap
         # t-SNE is most of a report's cost: a sweep draws it for the registered model only.
         self.report = cfg.report.model_copy(update={"embeddings": cfg.report.embeddings and cfg.report.trial_embeddings})
 
@@ -69,21 +49,23 @@ class SpaceHyperModel(kt.HyperModel):
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
         epochs, batch_size = fit_settings(hp, self.cfg)
-        epochs = kwargs.get("epochs", epochs)  # Hyperband passes its own budget
-        run_id = mlflow.active_run().info.run_id
-        pace = Pace(self.minutes, epochs - kwargs.get("initial_epoch", 0))
-        extra = [EpochLogger(run_id), keras.callbacks.TerminateOnNaN(), *([pace] if self.minutes else [])]
+        epochs, initial = kwargs.get("epochs", epochs), kwargs.get("initial_epoch", 0)  # Hyperband's budget
+        pace = Pace(self.minutes, epochs - initial) if self.minutes else None
+        # every fifth training image: a fixed, roughly class-balanced sample for the gap
+        keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
+        extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
         start = time.perf_counter()
         history = fit(model, splits, self.cfg.trainer, [*(callbacks or []), *extra], epochs=epochs,
-                      batch_size=batch_size, initial_epoch=kwargs.get("initial_epoch", 0))
+                      batch_size=batch_size, initial_epoch=initial, aug=model_config(hp, self.cfg).augment)
         if any(math.isnan(v) for v in history.history.get("loss", [])):
             raise kt.errors.FailedTrialError("loss diverged (NaN)")
-        if pace.projected:
+        if pace and pace.projected:
             raise kt.errors.FailedTrialError(f"too slow: {pace.projected / 60:.1f} min projected, "
                                              f"over sweep.trial_minutes={self.minutes:g}")
         # What one epoch of these settings costs: the retrain sizes itself by it.
-        summary = log_results(model, splits, history, self.report,
-                              epoch_seconds=(time.perf_counter() - start) / max(1, len(history.epoch)))
+        timing = {"epoch_seconds": (time.perf_counter() - start) / max(1, len(history.epoch))}
+        summary = log_results(model, splits, history, self.report, **timing,
+                              **({"kept_epoch": keep.kept_epoch + 1} if keep else {}))
         return {"val_accuracy": summary["val_accuracy"]}
 
 

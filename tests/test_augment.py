@@ -1,0 +1,64 @@
+"""Training-time augmentation on real Fashion-MNIST images: what each step may and may not do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fmnist.augment import AugmentedBatches, augment, flip, shift, zoom
+from fmnist.config import Augment
+from fmnist.data import load_splits
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[np.ndarray, np.ndarray]:
+    s = load_splits(subset=1000, seed=0)
+    return s.x_train[:256], s.y_train[:256]
+
+
+def test_shift_moves_whole_pixels_within_the_limit(images):
+    x, _ = images
+    moved = shift(x, 0.1, np.random.default_rng(0))
+    assert moved.shape == x.shape and moved.dtype == x.dtype
+    for before, after in zip(x[:32], moved[:32]):  # the same pixels, somewhere within 3 px
+        assert any(np.array_equal(np.roll(np.pad(before, ((3, 3), (3, 3), (0, 0))), (dy, dx), (0, 1))[3:-3, 3:-3], after)
+                   for dy in range(-3, 4) for dx in range(-3, 4))
+    assert not np.array_equal(moved, x)
+
+
+def test_flip_mirrors_about_half(images):
+    x, _ = images
+    out = flip(x, np.random.default_rng(0))
+    mirrored = [np.array_equal(a, b[:, ::-1]) and not np.array_equal(a, b) for a, b in zip(out, x)]
+    assert 0.35 < np.mean(mirrored) < 0.65
+    assert all(m or np.array_equal(a, b) for m, a, b in zip(mirrored, out, x))
+
+
+def test_zoom_keeps_shape_range_and_centre(images):
+    x, _ = images
+    out = zoom(x, 0.1, np.random.default_rng(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+
+    def centre(a: np.ndarray) -> np.ndarray:
+        w = a[..., 0].sum()
+        return np.array([(a[..., 0].sum(1) * np.arange(28)).sum() / w, (a[..., 0].sum(0) * np.arange(28)).sum() / w])
+
+    assert all(np.abs(centre(a) - centre(b)).max() < 1.5 for a, b in zip(out[:32], x[:32]))
+
+
+def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(images):
+    x, y = images
+    aug = Augment(flip=True, shift=0.1, zoom=0.1)
+    a, b = AugmentedBatches(x, y, 100, aug, seed=3), AugmentedBatches(x, y, 100, aug, seed=3)
+    assert len(a) == 3
+    first, second = [a[i] for i in range(len(a))], [b[i] for i in range(len(b))]
+    assert sorted(np.concatenate([labels for _, labels in first])) == sorted(y)
+    assert all(np.array_equal(p[0], q[0]) for p, q in zip(first, second))
+    order = a.order.copy()
+    a.on_epoch_end()
+    assert not np.array_equal(order, a.order), "a new shuffle every epoch"
+
+
+def test_no_augmentation_is_the_identity(images):
+    x, _ = images
+    assert augment(x, Augment(), np.random.default_rng(0)) is x
