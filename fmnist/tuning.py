@@ -120,8 +120,11 @@ class Tracked:
         took = time.perf_counter() - self._trial_start
         elapsed = time.perf_counter() - self.started
         done = sum(t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
-        left = max(0, self._planned() - done)
-        eta = f"~{elapsed / max(done, 1) * left / 60:.0f} min left" if left else "last trial"
+        left, per_trial = max(0, self._planned() - done), elapsed / max(done, 1)
+        seconds = per_trial * left
+        if self.sweep_cfg.sweep.search_minutes:  # the time limit ends the search first
+            seconds = min(seconds, max(0.0, self.sweep_cfg.sweep.search_minutes * 60 - elapsed) + per_trial)
+        eta = f"~{seconds / 60:.0f} min of search left" if left else "last trial"
         if not ok:
             return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {eta})"
         m = mlflow.get_run(self._run_id).data.metrics
