@@ -40,11 +40,18 @@ class DenseLayer(Strict):
 
 
 class Augment(Strict):
-    """Training-time augmentation; all off by default (the original project had none)."""
+    """Training-time augmentation; all off by default (the original project had none).
+    With `flip`, the logged model also averages each prediction over the image and its
+    mirror image (`mirror_average`; fmnist.model.mirror_averaged)."""
 
     flip: bool = False
+    mirror_average: bool = True
     shift: float = Field(0.0, ge=0.0, le=0.5)
     zoom: float = Field(0.0, ge=0.0, le=0.5)
+
+    @property
+    def averages_mirror(self) -> bool:
+        return self.flip and self.mirror_average
 
 
 class ModelConfig(Strict):

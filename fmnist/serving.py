@@ -25,6 +25,7 @@ from mlflow.types.schema import Array
 from omegaconf import OmegaConf
 
 from fmnist.data import CLASS_NAMES
+from fmnist.model import CUSTOM_OBJECTS
 from fmnist.modelio import requirements
 from fmnist.preprocess import SIZE, ImageError, Limits, Mode, PhotoSettings, prepare, read_image
 
@@ -61,7 +62,8 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
     confidence, probabilities (10), and error (empty, or why the image was not classified)."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False,
+                                              custom_objects=CUSTOM_OBJECTS)
         cfg = context.model_config or {}
         self.photo = PhotoSettings(**cfg.get("photo", {}))
         self.limits = Limits(**cfg.get("limits", {}))
@@ -150,7 +152,7 @@ def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
     except (MlflowException, OSError) as e:
         raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
     if "keras" in flavors:
-        return mlflow.keras.load_model(uri)
+        return mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS)
     python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     if not isinstance(python_model, PhotoClassifier):
         raise NoModelError(f"{uri}: neither a Keras model nor a PhotoClassifier")
@@ -161,7 +163,7 @@ def load_file(path: Path) -> keras.Model:
     if not path.is_file():
         raise NoModelError(f"{path}: no such model file (a .keras file, or best, models:/..., runs:/...)")
     try:
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
     except (ValueError, OSError) as e:
         raise NoModelError(f"{path}: not a Keras model ({str(e).splitlines()[0]})") from None
 

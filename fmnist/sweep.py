@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from fmnist import cli
 from fmnist.config import Config, ConfigError, SelectionConfig
 from fmnist.data import Splits, load_splits
+from fmnist.model import CUSTOM_OBJECTS
 from fmnist.reports import log_run_reports, log_sweep_reports
 from fmnist.reports.predict import predict
 from fmnist.reports.source import load_history
@@ -108,7 +109,7 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
         else:
             print(f"retrained model overfits (gap {gap:+.4f} > {cfg.selection.max_gap}); "
                   f"registering trial {best['trial_id']}'s own model instead", flush=True)
-    model = mlflow.keras.load_model(f"runs:/{source}/model")
+    model = mlflow.keras.load_model(f"runs:/{source}/model", custom_objects=CUSTOM_OBJECTS)
     final = mlflow.get_run(source).data.metrics
     metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}
     test = predict(model, splits.x_test)  # the one test evaluation; the full reports draw on it too

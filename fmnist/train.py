@@ -18,7 +18,7 @@ from fmnist import cli
 from fmnist.augment import AugmentedBatches
 from fmnist.config import Augment, Config, ReportConfig, TrainConfig, TrainerConfig
 from fmnist.data import Splits, load_splits
-from fmnist.model import build_model
+from fmnist.model import build_model, mirror_averaged
 from fmnist.reports import log_run_reports
 from fmnist.reports.predict import Outputs, predict
 from fmnist.tracking import EpochLogger, flatten, run_tags, use_store
@@ -65,8 +65,9 @@ def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy in inference mode (dropout off), unlike Keras' running training average."""
-    return float(model.evaluate(x, y, batch_size=1024, verbose=0, return_dict=True)["accuracy"])
+    """Accuracy in inference mode (dropout off), unlike Keras' running training average;
+    by `predict`, so an uncompiled (mirror-averaged) model is measured the same way."""
+    return float(np.mean(model.predict(x, batch_size=1024, verbose=0).argmax(1) == y))
 
 
 def summarize(model: keras.Model, splits: Splits, test: Outputs) -> dict[str, float]:
@@ -82,9 +83,12 @@ def summarize(model: keras.Model, splits: Splits, test: Outputs) -> dict[str, fl
 
 
 def log_results(model: keras.Model, splits: Splits, history: keras.callbacks.History, report: ReportConfig,
-                log_model: bool = True, **extra: float) -> dict[str, float]:
+                aug: Augment, log_model: bool = True, **extra: float) -> dict[str, float]:
     """What every trained model leaves in the active run, a train run or a sweep trial alike:
-    the summary metrics, the reports and the model. Returns the summary."""
+    the summary metrics, the reports and the model (mirror-averaged if `aug` says so: the
+    metrics are those of the model logged). Returns the summary."""
+    if aug.averages_mirror:
+        model = mirror_averaged(model)
     test = predict(model, splits.x_test)
     summary = summarize(model, splits, test)
     log_run_reports(model, splits, history.history, report, test)
@@ -108,7 +112,8 @@ def train(cfg: TrainConfig) -> str:
         start = time.perf_counter()
         history = fit(model, splits, cfg.trainer, [EpochLogger(run.info.run_id)], aug=cfg.model.augment)
         seconds = time.perf_counter() - start
-        summary = log_results(model, splits, history, cfg.report, cfg.mlflow.log_model, train_seconds=seconds)
+        summary = log_results(model, splits, history, cfg.report, cfg.model.augment, cfg.mlflow.log_model,
+                              train_seconds=seconds)
     print(
         f"run {run.info.run_id}: train {summary['train_accuracy']:.4f}  val {summary['val_accuracy']:.4f}  "
         f"test {summary['test_accuracy']:.4f}  gap {summary['overfit_gap']:+.4f}  "

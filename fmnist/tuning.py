@@ -55,8 +55,9 @@ class SpaceHyperModel(kt.HyperModel):
         keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
         extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
         start = time.perf_counter()
+        aug = model_config(hp, self.cfg).augment
         history = fit(model, splits, self.cfg.trainer, [*(callbacks or []), *extra], epochs=epochs,
-                      batch_size=batch_size, initial_epoch=initial, aug=model_config(hp, self.cfg).augment)
+                      batch_size=batch_size, initial_epoch=initial, aug=aug)
         if any(math.isnan(v) for v in history.history.get("loss", [])):
             raise kt.errors.FailedTrialError("loss diverged (NaN)")
         if pace and pace.projected:
@@ -64,7 +65,7 @@ class SpaceHyperModel(kt.HyperModel):
                                              f"over sweep.trial_minutes={self.minutes:g}")
         # What one epoch of these settings costs: the retrain sizes itself by it.
         timing = {"epoch_seconds": (time.perf_counter() - start) / max(1, len(history.epoch))}
-        summary = log_results(model, splits, history, self.report, **timing,
+        summary = log_results(model, splits, history, self.report, aug, **timing,
                               **({"kept_epoch": keep.kept_epoch + 1} if keep else {}))
         return {"val_accuracy": summary["val_accuracy"]}
 

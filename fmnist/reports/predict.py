@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from fmnist.model import base_model
+
 
 @dataclass(frozen=True)
 class Outputs:
@@ -26,5 +28,10 @@ def with_features(model: keras.Model) -> keras.Model:
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 2000) -> Outputs:
-    features, probs = with_features(model).predict(x, batch_size=batch_size, verbose=0)
+    """Features of the trained network; probabilities of `model` itself, which for a
+    mirror-averaged model costs one more pass."""
+    base = base_model(model)
+    features, probs = with_features(base).predict(x, batch_size=batch_size, verbose=0)
+    if base is not model:
+        probs = model.predict(x, batch_size=batch_size, verbose=0)
     return Outputs(np.asarray(probs), np.asarray(features).reshape(len(x), -1))

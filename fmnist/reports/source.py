@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist.config import DataConfig, validate
+from fmnist.model import CUSTOM_OBJECTS
 from fmnist.reports.curves import COLUMNS
 
 MODEL_ARTIFACT = "model"
@@ -54,7 +55,7 @@ def source_run(client: MlflowClient, ref: str, default_name: str) -> str:
 
 def load_model(run_id: str) -> keras.Model:
     try:
-        return mlflow.keras.load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}")
+        return mlflow.keras.load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", custom_objects=CUSTOM_OBJECTS)
     except (MlflowException, OSError, ValueError) as e:
         raise ReportError(f"run {run_id}: no keras-flavour model at '{MODEL_ARTIFACT}' "
                           f"({str(e).splitlines()[0][:200]})") from None
