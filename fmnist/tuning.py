@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from fmnist.config import Config
 from fmnist.data import Splits
 from fmnist.model import build_model
+from fmnist.registry import close_interrupted
 from fmnist.space import fit_settings, model_config
 from fmnist.tracking import EpochLogger
 from fmnist.train import fit, log_results
@@ -57,18 +58,24 @@ class SpaceHyperModel(kt.HyperModel):
 
 
 class Tracked:
-    """Mixin for any keras-tuner Tuner: one nested MLflow run and two progress lines per trial."""
+    """Mixin for any keras-tuner Tuner: one MLflow child run of `parent_id` and two progress
+    lines per trial, in a single process or on a distributed sweep's worker alike."""
 
     sweep_cfg: Config
+    parent_id: str
     started: float
-    _run_id: str
+    run_id: str | None = None
     _trial_start: float
 
     def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_begin(trial)
         keras.utils.set_random_seed(self.sweep_cfg.seed + int(trial.trial_id))
-        self._run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, tags={
-            "trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name}).info.run_id
+        client = mlflow.MlflowClient()
+        # The oracle hands a trial to one worker at a time: a run of it still RUNNING is a dead worker's.
+        close_interrupted(client, client.get_run(self.parent_id), trial_id=trial.trial_id)
+        self.run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, parent_run_id=self.parent_id,
+                                       tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
+                                             "tuner_id": self.tuner_id}).info.run_id
         mlflow.log_params(trial.hyperparameters.values)
         self._trial_start = time.perf_counter()
         print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
@@ -81,24 +88,32 @@ class Tracked:
         mlflow.end_run("FINISHED" if ok else "FAILED")
         super().on_trial_end(trial)
         print(self._end_line(trial, ok), flush=True)
+        self.run_id = None
 
     def _position(self, trial: kt.engine.trial.Trial) -> str:
         """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
         total = getattr(self.oracle, "max_trials", None)
         return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {total or '?'}"
 
-    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
-        took = time.perf_counter() - self._trial_start
+    def _eta(self) -> str:
+        """Time left, from the oracle's count of ended trials; a worker's oracle is remote: none."""
+        trials = getattr(self.oracle, "trials", None)
+        if trials is None:
+            return f"{self.tuner_id}"
         elapsed = time.perf_counter() - self.started
-        done = sum(t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
+        done = sum(t.status in ("COMPLETED", "FAILED") for t in trials.values())
         left = max(0, (getattr(self.oracle, "max_trials", None) or done) - done)
         eta = f"~{elapsed / max(done, 1) * left / 60:.0f} min left" if left else "last trial"
+        return f"elapsed {elapsed / 60:.1f} min, {eta}"
+
+    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
+        took = time.perf_counter() - self._trial_start
         if not ok:
             reason = (trial.message or "").strip().splitlines()[-1:] or ["failed"]
-            return f"[trial {self._position(trial)}] FAILED {reason[0][:200]}  ({took:.0f} s; {eta})"
-        m = mlflow.get_run(self._run_id).data.metrics
+            return f"[trial {self._position(trial)}] FAILED {reason[0][:200]}  ({took:.0f} s; {self._eta()})"
+        m = mlflow.get_run(self.run_id).data.metrics
         return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
-                f"{took:.0f} s  (elapsed {elapsed / 60:.1f} min, {eta})")
+                f"{took:.0f} s  ({self._eta()})")
 
 
 def format_hp(values: dict[str, Any]) -> str:
@@ -118,12 +133,14 @@ class TrackedHyperband(Tracked, kt.Hyperband):
     pass
 
 
-def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
-    """The configured tuner, its state under `directory/sweep.name` (what makes resume work)."""
+def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
+               project: str | None = None) -> kt.Tuner:
+    """The configured tuner, its state under `directory/project` (sweep.name by default: what
+    makes resume work); its trials log as children of the MLflow run `parent_id`."""
     t = cfg.tuner
     common = dict(
         hypermodel=SpaceHyperModel(cfg), objective=OBJECTIVE, executions_per_trial=t.executions_per_trial,
-        directory=directory, project_name=cfg.sweep.name, overwrite=overwrite, seed=cfg.seed,
+        directory=directory, project_name=project or cfg.sweep.name, overwrite=overwrite, seed=cfg.seed,
         max_consecutive_failed_trials=max(3, t.max_trials),
     )
     if t.kind == "random":
@@ -133,5 +150,5 @@ def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
     else:
         tuner = TrackedHyperband(max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.iterations,
                                  **common)
-    tuner.sweep_cfg, tuner.started = cfg, time.perf_counter()
+    tuner.sweep_cfg, tuner.parent_id, tuner.started = cfg, parent_id, time.perf_counter()
     return tuner
