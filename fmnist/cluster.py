@@ -117,7 +117,8 @@ def launch(cfg: Config, argv: list[str]) -> int:
     returns the chief's exit status."""
     n, gpus = cfg.cluster.workers, gpu_ids()
     address = f"127.0.0.1:{cfg.cluster.port or free_port()}"
-    base = [sys.executable, "-m", "fmnist.sweep", *(a for a in argv if not a.startswith("cluster.")),
+    ours = ("cluster.", "distributed.address=", "distributed.tuner_id=", "distributed.threads=")
+    base = [sys.executable, "-m", "fmnist.sweep", *(a for a in argv if not a.startswith(ours)),
             f"distributed.address={address}"]
     interrupt_on_sigterm()
     print(f"cluster: chief at {address}, {n} worker(s), each on "

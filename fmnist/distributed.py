@@ -172,10 +172,12 @@ class Chief:
         """Answer "stop" to heartbeats until every live worker has heard it (or a timeout passes)."""
         self.stopping = True
         deadline = time.monotonic() + self.cfg.timeout
-        print(f"[chief] stopping; telling {len(self.seen)} worker(s)", flush=True)
+        print("[chief] stopping; telling the workers", flush=True)
         while time.monotonic() < deadline:
             with self.lock:
-                if all(session in self.told for session, _ in self.seen.values()):
+                now = time.monotonic()
+                live = [s for s, last in self.seen.values() if now - last < 3 * self.cfg.heartbeat]
+                if all(session in self.told for session in live):
                     return
             time.sleep(0.2)
 

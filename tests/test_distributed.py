@@ -23,7 +23,7 @@ from fmnist.config import Config, ConfigError, validate
 from tests.conftest import REPO, compose_cfg
 
 SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "search.epochs.value=2",
-         "report.enabled=false", "sweep.name=dist", "distributed.heartbeat=0.5", "distributed.timeout=6"]
+         "report.enabled=false", "sweep.name=dist", "distributed.heartbeat=0.5", "distributed.timeout=10"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path):
     assert chief.finish(300) == 0, chief.output[-3000:]
     assert workers[1].finish(60) == 0, workers[1].output[-3000:]
     assert workers[0].proc.wait() == -signal.SIGKILL
-    assert f"worker-0 silent for 6 s: trial {trial} goes to the next worker" in chief.output
+    assert f"worker-0 silent for 10 s: trial {trial} goes to the next worker" in chief.output
     assert "worker-1: the chief has no trials left; done" in workers[1].output
 
     runs = client.search_runs([experiment], max_results=1000)
