@@ -83,6 +83,11 @@ def requeue(oracle: kt.Oracle, tuner_id: str) -> str | None:
     return trial.trial_id
 
 
+@kt.synchronized
+def save(oracle: kt.Oracle) -> None:
+    oracle.save()
+
+
 class Servicer(OracleServicer):
     """keras-tuner's servicer, printing a line as trials are handed out and come back."""
 
@@ -96,7 +101,9 @@ class Servicer(OracleServicer):
     def EndTrial(self, request, context):
         trial = Trial.from_proto(request.trial)
         print(f"[chief] trial {trial.trial_id} ended: {trial.status}", flush=True)
-        return super().EndTrial(request, context)
+        response = super().EndTrial(request, context)
+        save(self.oracle)  # keras-tuner saved before it forgot the ongoing trial: a resume would rerun it
+        return response
 
 
 class Chief:
