@@ -51,11 +51,12 @@ start_postgres() {
 
 start_mlflow() {
   mkdir -p "$DIR/artifacts"
+  local extra; read -r -a extra <<<"${MLFLOW_ARGS:-}"  # split on spaces, no globbing (vm:* stays vm:*)
   running && { echo "already running: http://$HOST:$PORT"; return; }
   # setsid: the server and its worker processes form one group that `stop` ends together
   setsid "$PYTHON" -m mlflow server --host "$HOST" --port "$PORT" --workers "${MLFLOW_WORKERS:-1}" \
     --backend-store-uri "postgresql+psycopg2://postgres@127.0.0.1:$PG_PORT/mlflow" \
-    --serve-artifacts --artifacts-destination "$DIR/artifacts" ${MLFLOW_ARGS:-} \
+    --serve-artifacts --artifacts-destination "$DIR/artifacts" "${extra[@]}" \
     >"$DIR/mlflow.log" 2>&1 </dev/null &
   echo $! >"$DIR/mlflow.pid"
   for _ in $(seq 240); do
@@ -76,8 +77,11 @@ EOF
 running() { [ -f "$DIR/mlflow.pid" ] && kill -0 "$(cat "$DIR/mlflow.pid")" 2>/dev/null; }
 
 stop() {
-  if [ -f "$DIR/mlflow.pid" ]; then
-    kill -TERM -- "-$(cat "$DIR/mlflow.pid")" 2>/dev/null || true
+  if [ -f "$DIR/mlflow.pid" ]; then  # the server, uvicorn and MLflow's job consumers: one process group
+    local group; group=$(cat "$DIR/mlflow.pid")
+    kill -TERM -- "-$group" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$group" 2>/dev/null || true
     rm -f "$DIR/mlflow.pid"
   fi
   [ -f "$DIR/pgdata/postmaster.pid" ] && as_pg "$(pg_bin)/pg_ctl" -D "$DIR/pgdata" -m fast -w stop >/dev/null
