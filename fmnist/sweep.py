@@ -160,28 +160,29 @@ def check_chief(cfg: Config, info: dict[str, str]) -> None:
                           f"the chief logs to {info['tracking_uri']}: set MLFLOW_TRACKING_URI to that") from None
 
 
-def end_by_chief(tuner, cfg: Config, state: str) -> None:
-    """Heartbeat thread: the chief stopped, gave this worker's trial to another, or went silent.
-    The trial's run ends KILLED (a half-logged run is never FINISHED) and the process exits now."""
-    if tuner.run_id:
-        MlflowClient().set_terminated(tuner.run_id, "KILLED")
-    why = {"stop": "the chief stopped the sweep", "evicted": "the chief gave this worker's trial to another",
+def end_by_chief(cfg: Config, tuner_id: str, run_id: str | None, state: str) -> None:
+    """Heartbeat thread: the chief stopped, dropped this worker (its trial went to another), or
+    went silent. The trial's run ends KILLED (a half-logged run is never FINISHED); the process exits now."""
+    if run_id:
+        MlflowClient().set_terminated(run_id, "KILLED")
+    why = {"stop": "the chief stopped the sweep", "evicted": "the chief dropped this worker as silent",
            "lost": f"the chief has not answered for {cfg.distributed.timeout:g} s"}[state]
-    print(f"{tuner.tuner_id}: {why}; exiting", flush=True)
+    print(f"{tuner_id}: {why}; exiting", flush=True)
     os._exit(0 if state == "stop" else cli.EXIT_FAILED)
 
 
 def work(cfg: Config, splits: Splits) -> int:
     """role=worker: run the trials the chief hands out, as child runs of its parent run."""
-    tuner_id = cfg.distributed.tuner_id or default_tuner_id()
-    beat = Heartbeat(cfg.distributed, tuner_id, on_end=lambda state: end_by_chief(tuner, cfg, state))
+    tuner_id, tuner = cfg.distributed.tuner_id or default_tuner_id(), None
+    beat = Heartbeat(cfg.distributed, tuner_id,
+                     on_end=lambda state: end_by_chief(cfg, tuner_id, tuner and tuner.run_id, state))
     info = beat.join_chief()
+    beat.start()  # from here on the chief hears this worker, however long the set-up below takes
     check_chief(cfg, info)
     worker_env(cfg.distributed, tuner_id)
     tuner = make_tuner(cfg, f"{cfg.sweep.dir}/{cfg.sweep.name}-workers", overwrite=True,
                        parent_id=info["parent_run_id"], project=tuner_id)
     print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
-    beat.start()
     try:
         tuner.search(splits, verbose=0)
     except KeyboardInterrupt:

@@ -80,7 +80,7 @@ stop() {
   if [ -f "$DIR/mlflow.pid" ]; then  # the server, uvicorn and MLflow's job consumers: one process group
     local group; group=$(cat "$DIR/mlflow.pid")
     kill -TERM -- "-$group" 2>/dev/null || true
-    for _ in $(seq 40); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 20); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$group" 2>/dev/null || true
     rm -f "$DIR/mlflow.pid"
   fi
