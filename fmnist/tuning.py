@@ -71,9 +71,13 @@ class Tracked:
         super().on_trial_begin(trial)
         keras.utils.set_random_seed(self.sweep_cfg.seed + int(trial.trial_id))
         client = mlflow.MlflowClient()
+        parent = client.get_run(self.parent_id)
         # The oracle hands a trial to one worker at a time: a run of it still RUNNING is a dead worker's.
-        close_interrupted(client, client.get_run(self.parent_id), trial_id=trial.trial_id)
+        close_interrupted(client, parent, trial_id=trial.trial_id)
+        # The parent's experiment, named: two workers creating the experiment at once can leave
+        # one of them with MLflow's Default experiment active.
         self.run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, parent_run_id=self.parent_id,
+                                       experiment_id=parent.info.experiment_id,
                                        tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
                                              "tuner_id": self.tuner_id}).info.run_id
         mlflow.log_params(trial.hyperparameters.values)
