@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from fmnist.config import ConfigError, validate
 from fmnist.data import DataError
+from fmnist.distributed import DistributedError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 S = TypeVar("S", bound=BaseModel)
@@ -34,8 +35,14 @@ def entry(config_name: str, schema: type[S], job: Callable[[S], int | None]) -> 
             sys.exit(EXIT_USAGE)
         try:
             sys.exit(job(typed) or 0)
+        except ConfigError as e:  # found only once the job looks around (a resumed sweep, a chief)
+            print(f"error: config: {e}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
         except DataError as e:
             print(f"error: data: {e}", file=sys.stderr)
+            sys.exit(EXIT_FAILED)
+        except DistributedError as e:
+            print(f"error: distributed: {e}", file=sys.stderr)
             sys.exit(EXIT_FAILED)
 
     return main

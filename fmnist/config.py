@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, Optional, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Padding = Literal["same", "valid"]
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
@@ -202,6 +202,52 @@ class SelectionConfig(Strict):
                                    "at the trial's measured seconds per epoch; 0: no limit")
 
 
+class DistributedConfig(Strict):
+    """One sweep over several processes or machines: a chief serves keras-tuner's oracle at
+    `address`, workers ask it for trials. `role: none` is the single-process sweep."""
+
+    role: Literal["none", "chief", "worker"] = "none"
+    address: Optional[str] = Field(None, description="HOST:PORT the chief listens on / workers connect to")
+    tuner_id: Optional[str] = Field(None, description="worker name; null: worker-<host>-<pid>. "
+                                    "A restarted worker with the same id resumes its trial")
+    heartbeat: float = Field(2.0, gt=0.0, le=60.0, description="seconds between a worker's heartbeats")
+    timeout: float = Field(30.0, gt=0.0, description="silence after which the chief hands a worker's trial "
+                           "to another worker, and a worker gives up on a chief that went away")
+    wait: float = Field(600.0, ge=0.0, description="seconds a worker waits for the chief to come up")
+    threads: Optional[int] = Field(None, ge=1, le=1024, description="CPU threads for training; null: all")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, address: Optional[str]) -> Optional[str]:
+        host, _, port = (address or "h:1").rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("expected HOST:PORT with a port from 1 to 65535")
+        return address
+
+    @field_validator("tuner_id")
+    @classmethod
+    def _not_chief(cls, tuner_id: Optional[str]) -> Optional[str]:
+        if tuner_id and "chief" in tuner_id:
+            raise ValueError("must not contain 'chief' (keras-tuner reserves it for the chief)")
+        return tuner_id
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DistributedConfig":
+        if self.role != "none" and not self.address:
+            raise ValueError(f"role '{self.role}' needs distributed.address=HOST:PORT (the chief's)")
+        if self.timeout <= self.heartbeat:
+            raise ValueError(f"timeout {self.timeout:g} must exceed heartbeat {self.heartbeat:g}")
+        return self
+
+
+class ClusterConfig(Strict):
+    """`cluster.workers=N`: a chief and N workers on this machine, started by one command."""
+
+    workers: int = Field(0, ge=0, le=256, description="0: no cluster, the sweep runs in this process")
+    port: int = Field(0, ge=0, le=65535, description="the chief's port; 0: a free one")
+    restarts: int = Field(2, ge=0, description="times a worker that dies is started again")
+
+
 class Config(TrainConfig):
     """Everything `fmnist.train` and `fmnist.sweep` read: one composed config serves both,
     so `experiment=quick` means "quick" for either command."""
@@ -210,6 +256,8 @@ class Config(TrainConfig):
     tuner: TunerConfig = TunerConfig()
     sweep: SweepConfig = SweepConfig()
     selection: SelectionConfig = SelectionConfig()
+    distributed: DistributedConfig = DistributedConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _searchable(self) -> "Config":
@@ -218,6 +266,8 @@ class Config(TrainConfig):
             raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
         if self.tuner.kind == "hyperband" and "epochs" in self.search:
             raise ValueError("search.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it from the space")
+        if self.cluster.workers and self.distributed.role != "none":
+            raise ValueError("cluster.workers starts its own chief and workers; leave distributed.role at none")
         return self
 
 

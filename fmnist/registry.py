@@ -28,9 +28,10 @@ def child_runs(client: MlflowClient, parent: Run, **tag_filter: str) -> list[Run
     )
 
 
-def close_interrupted(client: MlflowClient, parent: Run) -> int:
-    """Child runs left RUNNING by a killed process end as KILLED; their trials run again."""
-    stale = [r for r in child_runs(client, parent) if r.info.status == "RUNNING"]
+def close_interrupted(client: MlflowClient, parent: Run, **tag_filter: str) -> int:
+    """Child runs (matching `tag_filter`) left RUNNING by a killed process end as KILLED;
+    their trials run again."""
+    stale = [r for r in child_runs(client, parent, **tag_filter) if r.info.status == "RUNNING"]
     for r in stale:
         client.set_terminated(r.info.run_id, "KILLED")
     return len(stale)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,11 +19,16 @@ from typing import Any
 import keras
 import mlflow
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist import cli
+from fmnist.cluster import launch, limit_threads
 from fmnist.config import Config, ConfigError, SelectionConfig
 from fmnist.data import Splits, load_splits
+from fmnist.distributed import (
+    Chief, Heartbeat, default_tuner_id, ignore_signals, interrupt_on_sigterm, worker_env,
+)
 from fmnist.model import CUSTOM_OBJECTS
 from fmnist.reports import log_run_reports, log_sweep_reports
 from fmnist.reports.predict import predict
@@ -145,10 +151,77 @@ def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str) -> Non
           f"test accuracy {rows_best.get('test_accuracy', float('nan')):.4f}; tracking: {mlflow.get_tracking_uri()}")
 
 
+def search(tuner, cfg: Config, splits: Splits) -> None:
+    """Run the trials here or, as the chief, serve them to workers until all have ended."""
+    if cfg.distributed.role != "chief":
+        tuner.search(splits, verbose=0)
+        return
+    tuner.oracle.verbose = 0  # the chief prints its own lines
+    tuner.save()
+    info = {"parent_run_id": tuner.parent_id, "fingerprint": fingerprint(cfg), "tracking_uri": mlflow.get_tracking_uri()}
+    Chief(tuner.oracle, cfg.distributed, info).serve()
+    close_interrupted(MlflowClient(), mlflow.get_run(tuner.parent_id))  # a worker that vanished at the very end
+
+
+def check_chief(cfg: Config, info: dict[str, str]) -> None:
+    """A worker must run the chief's sweep and log where the chief's parent run is."""
+    if info["fingerprint"] != fingerprint(cfg):
+        raise ConfigError("distributed: the chief's sweep has another config (seed, data, model, trainer, search or "
+                          "tuner); start the worker with the chief's overrides")
+    try:
+        MlflowClient().get_run(info["parent_run_id"])
+    except MlflowException:
+        raise ConfigError(f"mlflow: the tracking store {mlflow.get_tracking_uri()} lacks the chief's parent run; "
+                          f"the chief logs to {info['tracking_uri']}: set MLFLOW_TRACKING_URI to that") from None
+
+
+def end_by_chief(cfg: Config, tuner_id: str, run_id: str | None, state: str) -> None:
+    """Heartbeat thread: the chief stopped, dropped this worker (its trial went to another), or
+    went silent. The trial's run ends KILLED (a half-logged run is never FINISHED); the process exits now."""
+    if run_id:
+        MlflowClient().set_terminated(run_id, "KILLED")
+    why = {"stop": "the chief stopped the sweep", "evicted": "the chief dropped this worker as silent",
+           "lost": f"the chief has not answered for {cfg.distributed.timeout:g} s"}[state]
+    print(f"{tuner_id}: {why}; exiting", flush=True)
+    os._exit(0 if state == "stop" else cli.EXIT_FAILED)
+
+
+def work(cfg: Config, splits: Splits) -> int:
+    """role=worker: run the trials the chief hands out, as child runs of its parent run."""
+    tuner_id, tuner = cfg.distributed.tuner_id or default_tuner_id(), None
+    beat = Heartbeat(cfg.distributed, tuner_id,
+                     on_end=lambda state: end_by_chief(cfg, tuner_id, tuner and tuner.run_id, state))
+    info = beat.join_chief()
+    beat.start()  # from here on the chief hears this worker, however long the set-up below takes
+    check_chief(cfg, info)
+    worker_env(cfg.distributed, tuner_id)
+    tuner = make_tuner(cfg, f"{cfg.sweep.dir}/{cfg.sweep.name}-workers", overwrite=True,
+                       parent_id=info["parent_run_id"], project=tuner_id)
+    print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
+    try:
+        tuner.search(splits, verbose=0)
+    except KeyboardInterrupt:
+        ignore_signals()
+        while mlflow.active_run():
+            mlflow.end_run("KILLED")
+        beat.leave()
+        print(f"\n{tuner_id}: interrupted; its trial goes to another worker", file=sys.stderr)
+        return 130
+    print(f"{tuner_id}: the chief has no trials left; done", flush=True)
+    return 0
+
+
 def sweep(cfg: Config) -> int:
+    if cfg.cluster.workers:
+        return launch(cfg, sys.argv[1:])
+    limit_threads(cfg.distributed.threads)
     seed_everything(cfg.seed)
     splits = load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset, cfg.seed)
     use_store(cfg.mlflow)
+    if cfg.distributed.role != "none":
+        interrupt_on_sigterm()
+    if cfg.distributed.role == "worker":
+        return work(cfg, splits)
     state = Path(cfg.sweep.dir) / cfg.sweep.name
     fresh = cfg.sweep.fresh or not (state / MARKER).exists()
     if not fresh:  # checks the config before keras-tuner reloads a state that does not match
@@ -156,13 +229,14 @@ def sweep(cfg: Config) -> int:
     tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh)
     if fresh:  # after keras-tuner has cleared the old state, marker included
         parent_id = open_parent(cfg, state, fresh=True)
+    tuner.parent_id = parent_id
     start = time.perf_counter()
     try:
         with mlflow.start_run(run_id=parent_id) as parent:
             killed = close_interrupted(MlflowClient(), parent)
             print(f"sweep {cfg.sweep.name!r} ({cfg.tuner.kind}): {'resumed' if not fresh else 'new'}, parent run "
                   f"{parent_id}" + (f"; {killed} interrupted trial run(s) marked KILLED" if killed else ""), flush=True)
-            tuner.search(splits, verbose=0)
+            search(tuner, cfg, splits)
             best = finalize(tuner, cfg, mlflow.get_run(parent_id), splits)
             mlflow.log_metric("sweep_minutes", (time.perf_counter() - start) / 60)
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from fmnist.callbacks import BestWithinGap, Pace
 from fmnist.config import Config
 from fmnist.data import Splits
 from fmnist.model import build_model
+from fmnist.registry import close_interrupted
 from fmnist.space import fit_settings, model_config
 from fmnist.tracking import EpochLogger
 from fmnist.train import fit, log_results
@@ -71,18 +72,28 @@ class SpaceHyperModel(kt.HyperModel):
 
 
 class Tracked:
-    """Mixin for any keras-tuner Tuner: one nested MLflow run and two progress lines per trial."""
+    """Mixin for any keras-tuner Tuner: one MLflow child run of `parent_id` and two progress
+    lines per trial, in a single process or on a distributed sweep's worker alike."""
 
     sweep_cfg: Config
+    parent_id: str
     started: float
-    _run_id: str
+    run_id: str | None = None
     _trial_start: float
 
     def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_begin(trial)
         keras.utils.set_random_seed(self.sweep_cfg.seed + int(trial.trial_id))
-        self._run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, tags={
-            "trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name}).info.run_id
+        client = mlflow.MlflowClient()
+        parent = client.get_run(self.parent_id)
+        # The oracle hands a trial to one worker at a time: a run of it still RUNNING is a dead worker's.
+        close_interrupted(client, parent, trial_id=trial.trial_id)
+        # The parent's experiment, named: two workers creating the experiment at once can leave
+        # one of them with MLflow's Default experiment active.
+        self.run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, parent_run_id=self.parent_id,
+                                       experiment_id=parent.info.experiment_id,
+                                       tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
+                                             "tuner_id": self.tuner_id}).info.run_id
         mlflow.log_params(trial.hyperparameters.values)
         self._trial_start = time.perf_counter()
         print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
@@ -95,19 +106,23 @@ class Tracked:
         mlflow.end_run("FINISHED" if ok else "FAILED")
         super().on_trial_end(trial)
         print(self._end_line(trial, ok), flush=True)
+        self.run_id = None
         self._stop_if_out_of_time()
 
     def _stop_if_out_of_time(self) -> None:
         """Past `sweep.search_minutes` no trial starts: keras-tuner stops creating trials once
-        it has max_trials of them, so max_trials becomes the count so far."""
-        limit = self.sweep_cfg.sweep.search_minutes
-        if limit and time.perf_counter() - self.started > limit * 60 and self._planned() > len(self.oracle.trials):
+        it has max_trials of them, so max_trials becomes the count so far. The oracle decides,
+        so on a distributed sweep (where a worker's oracle is remote) the limit does not apply."""
+        limit, trials = self.sweep_cfg.sweep.search_minutes, getattr(self.oracle, "trials", None)
+        if limit and trials is not None and time.perf_counter() - self.started > limit * 60 \
+                and self._planned() > len(trials):
             print(f"search time is up (sweep.search_minutes={limit}): no more trials", flush=True)
-            self.oracle.max_trials = len(self.oracle.trials)
+            self.oracle.max_trials = len(trials)
 
-    def _planned(self) -> int:
-        """Trials the search will run: max_trials, or the bracket schedule of Hyperband."""
-        o = self.oracle
+    def _planned(self) -> int | None:
+        """Trials the search will run: max_trials, or the bracket schedule of Hyperband (a
+        worker reads it from its copy of the oracle, behind the remote one)."""
+        o = getattr(self.oracle, "_oracle", self.oracle)
         if isinstance(o, kt.oracles.HyperbandOracle) and not o.max_trials:  # its private helpers hold the schedule
             brackets = range(o._get_num_brackets())
             return o.hyperband_iterations * sum(o._get_size(b, r) for b in brackets for r in range(o._get_num_rounds(b)))
@@ -115,22 +130,29 @@ class Tracked:
 
     def _position(self, trial: kt.engine.trial.Trial) -> str:
         """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
-        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned()}"
+        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned() or "?"}"
 
-    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
-        took = time.perf_counter() - self._trial_start
+    def _eta(self) -> str:
+        """Time left, from the oracle's count of ended trials; a worker's oracle is remote: none."""
+        trials = getattr(self.oracle, "trials", None)
+        if trials is None:
+            return f"{self.tuner_id}"
         elapsed = time.perf_counter() - self.started
-        done = sum(t.status in ("COMPLETED", "FAILED") for t in self.oracle.trials.values())
-        left, per_trial = max(0, self._planned() - done), elapsed / max(done, 1)
+        done = sum(t.status in ("COMPLETED", "FAILED") for t in trials.values())
+        left, per_trial = max(0, (self._planned() or done) - done), elapsed / max(done, 1)
         seconds = per_trial * left
         if self.sweep_cfg.sweep.search_minutes:  # the time limit ends the search first
             seconds = min(seconds, max(0.0, self.sweep_cfg.sweep.search_minutes * 60 - elapsed) + per_trial)
         eta = f"~{seconds / 60:.0f} min of search left" if left else "last trial"
+        return f"elapsed {elapsed / 60:.1f} min, {eta}"
+
+    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
+        took = time.perf_counter() - self._trial_start
         if not ok:
-            return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {eta})"
-        m = mlflow.get_run(self._run_id).data.metrics
+            return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {self._eta()})"
+        m = mlflow.get_run(self.run_id).data.metrics
         return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
-                f"{took:.0f} s  (elapsed {elapsed / 60:.1f} min, {eta})")
+                f"{took:.0f} s  ({self._eta()})")
 
 
 def failure(trial: kt.engine.trial.Trial) -> str:
@@ -157,12 +179,15 @@ class TrackedHyperband(Tracked, kt.Hyperband):
     pass
 
 
-def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
-    """The configured tuner, its state under `directory/sweep.name` (what makes resume work)."""
+def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
+               project: str | None = None) -> kt.Tuner:
+    """The configured tuner, its state under `directory/project` (sweep.name by default: what
+    makes resume work); its trials log as children of the MLflow run `parent_id`."""
     t = cfg.tuner
     common = dict(
-        hypermodel=SpaceHyperModel(cfg, cfg.sweep.trial_minutes), objective=OBJECTIVE, executions_per_trial=t.executions_per_trial,
-        directory=directory, project_name=cfg.sweep.name, overwrite=overwrite, seed=cfg.seed,
+        hypermodel=SpaceHyperModel(cfg, cfg.sweep.trial_minutes), objective=OBJECTIVE,
+        executions_per_trial=t.executions_per_trial, directory=directory, project_name=project or cfg.sweep.name,
+        overwrite=overwrite, seed=cfg.seed,
         max_consecutive_failed_trials=max(3, t.max_trials),
     )
     if t.kind == "random":
@@ -172,5 +197,5 @@ def make_tuner(cfg: Config, directory: str, overwrite: bool) -> kt.Tuner:
     else:
         tuner = TrackedHyperband(max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.iterations,
                                  **common)
-    tuner.sweep_cfg, tuner.started = cfg, time.perf_counter()
+    tuner.sweep_cfg, tuner.parent_id, tuner.started = cfg, parent_id, time.perf_counter()
     return tuner

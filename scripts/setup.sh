@@ -2,14 +2,18 @@
 # Install fmnist and its data on a fresh machine. Idempotent; `make` calls it.
 #   - Python packages: `pip install -e .[test]` into the active Python (use a venv if you like)
 #   - Fashion-MNIST: Debian's dataset-fashion-mnist where apt exists, else the official download
+#   - PostgreSQL (Debian's postgresql) for scripts/tracking_server.sh and its test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
 
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+MISSING=""
+[ -d /usr/share/datasets/fashion-mnist ] || MISSING="dataset-fashion-mnist"
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || command -v pg_ctl >/dev/null || MISSING="$MISSING postgresql"
+if [ -n "$MISSING" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $MISSING >/dev/null
 fi
 "$PYTHON" -m fmnist.data --download
