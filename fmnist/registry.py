@@ -43,7 +43,8 @@ def leaderboard(client: MlflowClient, parent: Run) -> list[dict[str, Any]]:
     for r in child_runs(client, parent):
         if "trial_id" not in r.data.tags or r.info.status not in ("FINISHED", "FAILED"):
             continue
-        m = r.data.metrics
+        # A failed trial's metrics are whatever its last partial epoch logged, not a result.
+        m = r.data.metrics if r.info.status == "FINISHED" else {}
         rows.append({
             "trial_id": r.data.tags["trial_id"], "run_id": r.info.run_id,
             "status": r.data.tags.get("trial_status", r.info.status),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 import pytest
 
 from fmnist.config import Config, validate
-from fmnist.model import build_model
+from fmnist.model import CUSTOM_OBJECTS, base_model, build_model, mirror_averaged
 from tests.conftest import compose_cfg
 
 
@@ -42,3 +44,14 @@ def test_batch_norm_is_built_and_augmentation_stays_out_of_the_model():
     assert "BatchNormalization" in kinds
     assert not [k for k in kinds if k.startswith("Random")], "augmentation belongs to the training batches"
     assert model.output_shape == (None, 10)
+
+def test_mirror_averaged_model_is_the_mean_over_both_views_and_survives_saving(tmp_path):
+    model = build_model(validate(Config, compose_cfg("config", ["experiment=quick"])).model)
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    averaged = mirror_averaged(model)
+    np.testing.assert_allclose(averaged.predict(x, verbose=0), expected, atol=1e-6)
+    assert base_model(averaged) is model and base_model(model) is model
+    averaged.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=CUSTOM_OBJECTS)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)

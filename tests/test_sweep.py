@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from fmnist.config import Config, ConfigError, SelectionConfig, validate
+from fmnist.registry import leaderboard
 from fmnist.serving import load_keras
 from fmnist.sweep import retrain_epochs, sweep
 from tests.conftest import PHOTOS, compose_cfg
@@ -173,6 +175,8 @@ def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
     kids = children(client, parent.info.run_id)
     assert len(kids) == 2 and {r.info.status for r in kids} == {"FAILED"}
     assert all(r.data.tags["trial_error"].startswith("too slow:") for r in kids)
+    # the partial epoch logged a val_accuracy; the leaderboard must not rank it as a result
+    assert all(math.isnan(row["val_accuracy"]) for row in leaderboard(client, mlflow.get_run(parent.info.run_id)))
     assert "registered_version" not in mlflow.get_run(parent.info.run_id).data.tags
 
 
