@@ -130,7 +130,7 @@ class Tracked:
 
     def _position(self, trial: kt.engine.trial.Trial) -> str:
         """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
-        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned() or "?"}"
+        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned() or '?'}"
 
     def _eta(self) -> str:
         """Time left, from the oracle's count of ended trials; a worker's oracle is remote: none."""
