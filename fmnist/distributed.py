@@ -32,6 +32,7 @@ from keras_tuner.src.engine.trial import Trial, TrialStatus
 from fmnist.config import DistributedConfig
 
 BEAT = "/fmnist.Sweep/Beat"
+IDLE_PAUSE = 1.0  # seconds a worker with nothing to do waits between asks
 
 # keras-tuner 1.4.8 prints the value of every conditional hyperparameter that crosses gRPC (a
 # stray print in conditions.Parent.to_proto); shadow `print` in that one module only.
@@ -96,6 +97,12 @@ class Servicer(OracleServicer):
         trial = Trial.from_proto(response.trial)
         if trial.status == TrialStatus.RUNNING:
             print(f"[chief] trial {trial.trial_id} -> {request.tuner_id}", flush=True)
+        if trial.status == TrialStatus.STOPPED and self.oracle.ongoing_trials:
+            # No new trials, but another worker's may yet come back to the queue if that worker
+            # dies: keep this one waiting (IDLE: keras-tuner asks again at once, hence the pause).
+            time.sleep(IDLE_PAUSE)
+            trial.status = TrialStatus.IDLE
+            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
         return response
 
     def EndTrial(self, request, context):
