@@ -85,6 +85,16 @@ def requeue(oracle: kt.Oracle, tuner_id: str) -> str | None:
 
 
 @kt.synchronized
+def hold(oracle: kt.Oracle, tuner_id: str) -> bool:
+    """While other trials still run, keep `tuner_id` on the oracle's books (its STOPPED answer
+    took it off), so the chief does not end before this worker has heard the real STOPPED."""
+    if not oracle.ongoing_trials:
+        return False
+    oracle.tuner_ids.add(tuner_id)
+    return True
+
+
+@kt.synchronized
 def save(oracle: kt.Oracle) -> None:
     oracle.save()
 
@@ -97,7 +107,7 @@ class Servicer(OracleServicer):
         trial = Trial.from_proto(response.trial)
         if trial.status == TrialStatus.RUNNING:
             print(f"[chief] trial {trial.trial_id} -> {request.tuner_id}", flush=True)
-        if trial.status == TrialStatus.STOPPED and self.oracle.ongoing_trials:
+        if trial.status == TrialStatus.STOPPED and hold(self.oracle, request.tuner_id):
             # No new trials, but another worker's may yet come back to the queue if that worker
             # dies: keep this one waiting (IDLE: keras-tuner asks again at once, hence the pause).
             time.sleep(IDLE_PAUSE)
