@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -13,7 +14,8 @@ from hydra import compose, initialize_config_dir
 from fmnist.cli import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-PHOTOS = REPO.parent / "shared" / "real-photos" / "validation"
+# The shared photos beside the checkout (../shared/real-photos); FMNIST_PHOTOS points elsewhere.
+PHOTOS = Path(os.environ.get("FMNIST_PHOTOS", REPO.parent / "shared" / "real-photos")) / "validation"
 
 
 def compose_cfg(config_name: str, overrides: list[str]):

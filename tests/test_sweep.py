@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import mlflow
 import pandas as pd
 import pytest
@@ -20,10 +21,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from fmnist.config import Config, ConfigError, SelectionConfig, validate
+from fmnist.data import load_arrays
 from fmnist.registry import leaderboard
 from fmnist.serving import load_keras
 from fmnist.sweep import retrain_epochs, sweep
-from tests.conftest import PHOTOS, compose_cfg
+from tests.conftest import compose_cfg
 
 QUICK = ["experiment=quick", "data.subset=1500"]
 WORSE = {"learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
@@ -81,8 +83,9 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
     assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
     assert load_keras("best").output_shape == (None, 10)
     pyfunc = mlflow.pyfunc.load_model("models:/fmnist-cnn@best")  # what `mlflow models serve` runs
-    photo = next((PHOTOS / "pants").glob("*.jpg"))
-    answer = pyfunc.predict(pd.DataFrame({"image": [base64.b64encode(photo.read_bytes()).decode()]}))
+    _, _, images, _ = load_arrays()  # a Fashion-MNIST test image as PNG bytes: no shared photos needed
+    png = cv2.imencode(".png", images[0])[1].tobytes()
+    answer = pyfunc.predict(pd.DataFrame({"image": [base64.b64encode(png).decode()]}))
     assert 0 <= int(answer["class_id"][0]) <= 9 and 0 < float(answer["confidence"][0]) <= 1
 
 
