@@ -86,13 +86,13 @@ class TrainerConfig(Strict):
     reduce_lr: int = Field(0, ge=0, description="patience before halving the learning rate; 0 turns it off")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="cosine: from the model's learning rate down to near 0 over the run's epochs")
+    verbose: int = Field(2, ge=0, le=2)
 
     @model_validator(mode="after")
     def _one_lr_policy(self) -> "TrainerConfig":
         if self.reduce_lr and self.lr_schedule != "constant":
             raise ValueError(f"reduce_lr: halving on a plateau needs lr_schedule=constant, not {self.lr_schedule}")
         return self
-    verbose: int = Field(2, ge=0, le=2)
 
 
 class MlflowConfig(Strict):
