@@ -48,6 +48,8 @@ class Augment(Strict):
     mirror_average: bool = True
     shift: float = Field(0.0, ge=0.0, le=0.5)
     zoom: float = Field(0.0, ge=0.0, le=0.5)
+    perspective: float = Field(0.0, ge=0.0, le=0.3, description="half the images warped, corners moved "
+                               "by up to this share of the side, then re-framed as a photo is")
 
     @property
     def averages_mirror(self) -> bool:
@@ -137,7 +139,7 @@ SEARCHABLE = {
     "block_dropout": "dropout after each block (per block)",
     "dense_units": "units of the dense layer",
     "dense_dropout": "dropout before the classifier",
-    "augment": "training-time shift / zoom / flip",
+    "augment": "training-time flip / shift / perspective",
     "optimizer": "optimizer",
     "learning_rate": "learning rate",
     "batch_size": "batch size",
