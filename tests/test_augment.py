@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmnist.augment import AugmentedBatches, augment, flip, shift, zoom
+from fmnist.augment import AugmentedBatches, augment, flip, perspective, shift, zoom
 from fmnist.config import Augment
 from fmnist.data import load_splits
 
@@ -46,9 +46,30 @@ def test_zoom_keeps_shape_range_and_centre(images):
     assert all(np.abs(centre(a) - centre(b)).max() < 1.5 for a, b in zip(out[:32], x[:32]))
 
 
+def extent(image: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(image[..., 0] > 0.02)
+    return ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+
+
+def test_perspective_warps_half_and_frames_them_like_photos(images):
+    x, _ = images
+    out = perspective(x, 0.15, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= 0 and out.max() <= 1
+    warped = [i for i in range(len(x)) if not np.array_equal(out[i], x[i])]
+    assert 0.35 < len(warped) / len(x) < 0.65
+    for i in warped[:64]:  # re-framed: longest side fills the frame, centred, still bright
+        h, w = extent(out[i])
+        assert max(h, w) >= 27
+        ys, xs = np.nonzero(out[i, ..., 0] > 0.02)
+        assert abs((ys.min() + ys.max()) / 2 - 13.5) <= 1.5 and abs((xs.min() + xs.max()) / 2 - 13.5) <= 1.5
+        assert out[i].max() > 0.5 * x[i].max()
+    shapes = np.array([np.divide(*extent(out[i])) / np.divide(*extent(x[i])) for i in warped])
+    assert np.abs(np.log(shapes)).mean() > 0.05, "the warp changes garments' proportions"
+
+
 def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(images):
     x, y = images
-    aug = Augment(flip=True, shift=0.1, zoom=0.1)
+    aug = Augment(flip=True, shift=0.1, zoom=0.1, perspective=0.15)
     a, b = AugmentedBatches(x, y, 100, aug, seed=3), AugmentedBatches(x, y, 100, aug, seed=3)
     assert len(a) == 3
     first, second = [a[i] for i in range(len(a))], [b[i] for i in range(len(b))]

@@ -44,3 +44,11 @@ def test_what_the_space_leaves_out_keeps_the_base_value(cfg):
 def test_an_architecture_that_shrinks_the_image_away_fails_the_trial(cfg):
     with pytest.raises(kt.errors.FailedTrialError, match="invalid model: conv_blocks\\[2\\] shrinks the 28x28"):
         SpaceHyperModel(cfg).build(trial_hp(conv_blocks=3, kernel=5, padding="valid"))
+
+
+@pytest.mark.parametrize("experiment, perspective", [(None, 0.0), ("photos", 0.15)])
+def test_augment_true_adds_flips_and_shifts_to_the_base_augmentation(experiment, perspective):
+    cfg = validate(Config, compose_cfg("config", [f"experiment={experiment}"] if experiment else []))
+    on, off = model_config(trial_hp(augment=True), cfg).augment, model_config(trial_hp(augment=False), cfg).augment
+    assert (on.flip, on.shift, on.perspective, on.mirror_average) == (True, 0.05, perspective, True)
+    assert off == cfg.model.augment
