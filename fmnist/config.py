@@ -139,7 +139,7 @@ SEARCHABLE = {
     "block_dropout": "dropout after each block (per block)",
     "dense_units": "units of the dense layer",
     "dense_dropout": "dropout before the classifier",
-    "augment": "training-time flip / shift / perspective",
+    "augment": "flips and 1-pixel shifts on top of model.augment (perspective, zoom)",
     "optimizer": "optimizer",
     "learning_rate": "learning rate",
     "batch_size": "batch size",
