@@ -66,6 +66,8 @@ def refit(image: np.ndarray) -> np.ndarray:
     if mask.sum() < 4:  # warped out of sight: nothing to frame
         return np.zeros((SIZE, SIZE), image.dtype)
     square = frame(image, mask, 0.0)
+    # Area averaging when shrinking, as photos are resized; a warp that shrank the garment
+    # is enlarged linearly, where area interpolation would copy pixels into blocks.
     shrinking = square.shape[0] > SIZE
     return cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 

@@ -55,6 +55,11 @@ class Augment(Strict):
     def averages_mirror(self) -> bool:
         return self.flip and self.mirror_average
 
+    @property
+    def changes_images(self) -> bool:
+        """Any step that alters training images is on (so batches must be made one by one)."""
+        return bool(self.flip or self.shift or self.zoom or self.perspective)
+
 
 class ModelConfig(Strict):
     conv_blocks: list[ConvBlock] = []

@@ -47,7 +47,7 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
     if trainer.reduce_lr:
         callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=trainer.reduce_lr)]
-    if aug.flip or aug.shift or aug.zoom or aug.perspective:  # seeded from the global seed, so a run repeats
+    if aug.changes_images:  # seeded from the global seed, so a run repeats
         train = {"x": AugmentedBatches(splits.x_train, splits.y_train, batch_size, aug, int(np.random.randint(2**31)))}
     else:
         train = {"x": splits.x_train, "y": splits.y_train, "batch_size": batch_size}
