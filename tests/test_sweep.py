@@ -16,6 +16,7 @@ import cv2
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from omegaconf import OmegaConf
@@ -71,6 +72,10 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
         assert r.data.params == expected
         assert r.info.status == "FINISHED"
         assert {"train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "loss"} <= set(r.data.metrics)
+        built = yaml.safe_load(mlflow.artifacts.load_text(f"{r.info.artifact_uri}/model.yaml"))  # the model the params expand to
+        assert len(built["conv_blocks"]) == int(r.data.params["conv_blocks"])
+        assert built["conv_blocks"][0]["filters"] == int(r.data.params["filters_1"])
+        assert built["dense"][0]["units"] == int(r.data.params["dense_units"])
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"leaderboard.csv", "leaderboard.md", "sweep_reports"} <= artifacts
     sweep_plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "sweep_reports")}
