@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.config import Augment, ConvBlock, DenseLayer, ModelConfig, TrainerConfig
-from fmnist.data import load_splits
+from fmnist.data import Splits, load_splits
 from fmnist.model import build_model, mirror_averaged
 from fmnist.predict import compose_config
 from fmnist.preprocess import prepare, read_image
@@ -51,9 +51,10 @@ def labelled_photos(root: Path) -> tuple[np.ndarray, list[set[int]]]:
     return np.stack(x), accepted
 
 
-def train_one(aug: Augment, seed: int, epochs: int, subset: int | None):
+def train_one(aug: Augment, seed: int, epochs: int, subset: int | None, splits: Splits | None = None):
+    """One model of ARCHITECTURE with `aug`, on `splits` (default: Fashion-MNIST, `subset` images)."""
     seed_everything(seed)
-    splits = load_splits(subset=subset, seed=seed)
+    splits = splits or load_splits(subset=subset, seed=seed)
     model = build_model(ARCHITECTURE.model_copy(update={"augment": aug}))
     fit(model, splits, TrainerConfig(epochs=epochs, batch_size=64, lr_schedule="cosine", verbose=0), [], aug=aug)
     return mirror_averaged(model) if aug.averages_mirror else model, splits

@@ -5,11 +5,13 @@ free loopback port. Each worker gets one GPU (CUDA_VISIBLE_DEVICES, round robin)
 are GPUs, else 1/N of the CPU threads, so N workers do not fight over the same cores.
 The launcher prefixes each process's output with its name, starts a worker that dies again
 (it resumes its own trial, keeping its tuner id), and on Ctrl-C or SIGTERM stops the chief,
-which tells the workers to stop.
+which tells the workers to stop. A launcher killed outright (SIGKILL) takes its children
+with it: each gets SIGHUP from the kernel and ends as on Ctrl-C, its runs KILLED.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -64,11 +66,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LAUNCHER_PID = "FMNIST_LAUNCHER_PID"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def follow_launcher() -> None:
+    """In a chief or worker the launcher started: SIGHUP when the launcher dies, however it
+    dies, ending this process as Ctrl-C would, so a `kill -9` on the launcher leaves no sweep
+    running unseen. Linux only (prctl); elsewhere a vanished chief still ends its workers
+    after distributed.timeout."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    signal.signal(signal.SIGHUP, orphaned)
+    # The kernel signals again each time it re-parents us (first to the launcher's other threads).
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGHUP, 0, 0, 0)
+    if os.getppid() != int(launcher):  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGHUP)
+
+
+def orphaned(*_) -> None:
+    """The launcher died, and with it the pipe our output went to: a print would now raise
+    and cut the cleanup short, so the output goes nowhere while the runs are ended."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(quiet, stream.fileno())
+    raise KeyboardInterrupt
+
+
 class Child:
     """One process of the cluster, its output relayed line by line behind its name."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.name, self.argv = name, argv
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHER_PID: str(os.getpid()), **env}
         self.start()
 
     def start(self) -> None:

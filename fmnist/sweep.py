@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist import cli
-from fmnist.cluster import launch, limit_threads
+from fmnist.cluster import follow_launcher, launch, limit_threads
 from fmnist.config import Config, ConfigError, SelectionConfig
 from fmnist.data import Splits, load_splits
 from fmnist.distributed import (
@@ -220,6 +220,7 @@ def sweep(cfg: Config) -> int:
     use_store(cfg.mlflow)
     if cfg.distributed.role != "none":
         interrupt_on_sigterm()
+        follow_launcher()
     if cfg.distributed.role == "worker":
         return work(cfg, splits)
     state = Path(cfg.sweep.dir) / cfg.sweep.name
@@ -231,19 +232,19 @@ def sweep(cfg: Config) -> int:
         parent_id = open_parent(cfg, state, fresh=True)
     tuner.parent_id = parent_id
     start = time.perf_counter()
-    try:
-        with mlflow.start_run(run_id=parent_id) as parent:
+    with mlflow.start_run(run_id=parent_id) as parent:
+        try:
             killed = close_interrupted(MlflowClient(), parent)
             print(f"sweep {cfg.sweep.name!r} ({cfg.tuner.kind}): {'resumed' if not fresh else 'new'}, parent run "
                   f"{parent_id}" + (f"; {killed} interrupted trial run(s) marked KILLED" if killed else ""), flush=True)
             search(tuner, cfg, splits)
             best = finalize(tuner, cfg, mlflow.get_run(parent_id), splits)
             mlflow.log_metric("sweep_minutes", (time.perf_counter() - start) / 60)
-    except KeyboardInterrupt:
-        while mlflow.active_run():
-            mlflow.end_run("KILLED")
-        print(f"\ninterrupted: rerun the same command to resume sweep {cfg.sweep.name!r}", file=sys.stderr)
-        return 130
+        except KeyboardInterrupt:  # inside the `with`, which would end the parent FAILED: it is resumable
+            while mlflow.active_run():
+                mlflow.end_run("KILLED")
+            print(f"\ninterrupted: rerun the same command to resume sweep {cfg.sweep.name!r}", file=sys.stderr)
+            return 130
     report(best, cfg, parent_id)
     return 0
 

@@ -16,7 +16,10 @@ def use_store(cfg: MlflowConfig) -> None:
     ($MLFLOW_TRACKING_URI, else sqlite:///mlflow.db with artifacts in ./mlruns)."""
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_experiment(cfg.experiment)
+    experiment = mlflow.set_experiment(cfg.experiment)
+    # Where two processes create the experiment at once, MLflow returns it to the one that lost
+    # the race without making it active: its runs would go to the Default experiment.
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -128,6 +128,50 @@ def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path, proc
     assert client.get_model_version_by_alias("fmnist-cnn", "best").version == "1"
 
 
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(command name)": state, ppid, ...
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher's children follow it via Linux prctl")
+def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_server, tmp_path, processes):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
+    launcher = Sweep(["cluster.workers=2", "mlflow.experiment=launcher-killed"], tmp_path, env)
+    processes.append(launcher)
+    launcher.wait_for(r"worker-\d \| \[trial \d+, \d+ of 6\] start", 240)
+    started = children_of(launcher.proc.pid)
+    assert len(started) == 3, f"a chief and 2 workers: {started}"
+    launcher.proc.send_signal(signal.SIGKILL)
+
+    deadline = time.time() + 60
+    while any(map(alive, started)) and time.time() < deadline:
+        time.sleep(0.5)
+    left = [pid for pid in started if alive(pid)]
+    for pid in left:  # do not leave them to the rest of the session
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the chief and workers outlived their launcher"
+    client = MlflowClient(tracking_server)
+    runs = client.search_runs([client.get_experiment_by_name("launcher-killed").experiment_id])
+    statuses = {(r.info.run_name, r.data.tags.get("tuner_id")): r.info.status for r in runs}
+    assert ("dist", None) in statuses and set(statuses.values()) == {"KILLED"}, \
+        f"the parent run and the trials' runs end through their cleanup, resumable: {statuses}"
+
+
 @pytest.mark.parametrize("overrides,message", [
     (["distributed.role=worker"], "distributed: role 'worker' needs distributed.address=HOST:PORT (the chief's)"),
     (["distributed.role=chief", "distributed.address=localhost"],
