@@ -60,29 +60,46 @@ def train_one(aug: Augment, seed: int, epochs: int, subset: int | None, splits: 
     return mirror_averaged(model) if aug.averages_mirror else model, splits
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def score(model, x_test: np.ndarray, y_test: np.ndarray, x_photos: np.ndarray,
+          accepted: list[set[int]]) -> tuple[float, float]:
+    """(Fashion-MNIST test accuracy, real-photo accuracy)."""
+    test = float(np.mean(probabilities(model, x_test[..., 0]).argmax(1) == y_test))
+    photos = float(np.mean([p in ok for p, ok in zip(probabilities(model, x_photos).argmax(1), accepted)]))
+    return test, photos
+
+
+def arguments(doc: str, epochs: int, seeds: list[int]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("photos", type=Path, help="folder of garment-type folders (../shared/real-photos)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument("--subset", type=int, default=None, help="training images (default: all 60k)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def side_by_side(rows: dict[str, list[tuple[float, float]]], first_column: str, args: argparse.Namespace,
+                 photos: int) -> None:
+    """Markdown: each row's means over seeds, and as ratios of the first row's."""
+    base = [statistics.mean(v[i] for v in rows[next(iter(rows))]) for i in (0, 1)]
+    print(f"\n{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}, {photos} labelled photos\n")
+    print(f"| {first_column} | Fashion-MNIST test | real-photo accuracy | test ratio | photo ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, v in rows.items():
+        test, photo = (statistics.mean(r[i] for r in v) for i in (0, 1))
+        print(f"| {name} | {test:.2%} | {photo:.1%} | {test / base[0]:.3f} | {photo / base[1]:.2f} |")
+
+
+def main() -> None:
+    args = arguments(__doc__, epochs=20, seeds=[2, 3, 4])
     x_photos, accepted = labelled_photos(args.photos)
-    rows = {}
+    rows: dict[str, list[tuple[float, float]]] = {}
     for name, aug in SETTINGS.items():
         for seed in args.seeds:
             model, splits = train_one(aug, seed, args.epochs, args.subset)
-            test = float(np.mean(probabilities(model, splits.x_test[..., 0]).argmax(1) == splits.y_test))
-            hits = [p in ok for p, ok in zip(probabilities(model, x_photos).argmax(1), accepted)]
-            rows.setdefault(name, []).append((test, float(np.mean(hits))))
-            print(f"{name}, seed {seed}: Fashion-MNIST test {test:.2%}, real photos {np.mean(hits):.1%}", flush=True)
-    base = [statistics.mean(v[i] for v in rows[next(iter(rows))]) for i in (0, 1)]
-    print(f"\n{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}, {len(accepted)} labelled photos\n")
-    print("| augmentation | Fashion-MNIST test | real-photo accuracy | test ratio | photo ratio |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, v in rows.items():
-        test, photos = (statistics.mean(r[i] for r in v) for i in (0, 1))
-        print(f"| {name} | {test:.2%} | {photos:.1%} | {test / base[0]:.3f} | {photos / base[1]:.2f} |")
+            test, photos = score(model, splits.x_test, splits.y_test, x_photos, accepted)
+            rows.setdefault(name, []).append((test, photos))
+            print(f"{name}, seed {seed}: Fashion-MNIST test {test:.2%}, real photos {photos:.1%}", flush=True)
+    side_by_side(rows, "augmentation", args, len(accepted))
 
 
 if __name__ == "__main__":

@@ -15,19 +15,16 @@ cannot change. docs/predict.md has the figures.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import statistics
 from pathlib import Path
 
 import numpy as np
 
-from augment_photos import labelled_photos, train_one
+from augment_photos import arguments, labelled_photos, score, side_by_side, train_one
 from fmnist.config import Augment
 from fmnist.data import Splits
 from fmnist.predict import compose_config
 from fmnist.preprocess import fill_holes, frame, garment_mask, read_image, shrink, to_input
-from fmnist.serving import probabilities
 from real_photos import ACCEPTED, photo_folders
 
 AUG = Augment(flip=True, shift=0.05)
@@ -50,19 +47,8 @@ def photo_silhouettes(root: Path) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def score(model, x_test: np.ndarray, y_test: np.ndarray, x_photos: np.ndarray, accepted: list[set[int]]):
-    test = float(np.mean(probabilities(model, x_test[..., 0]).argmax(1) == y_test))
-    photos = float(np.mean([p in ok for p, ok in zip(probabilities(model, x_photos).argmax(1), accepted)]))
-    return test, photos
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("photos", type=Path, help="folder of garment-type folders (../shared/real-photos)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[2])
-    parser.add_argument("--subset", type=int, default=None, help="training images (default: all 60k)")
-    args = parser.parse_args()
+    args = arguments(__doc__, epochs=10, seeds=[2])
     tones, accepted = labelled_photos(args.photos)
     shapes = photo_silhouettes(args.photos)
     rows: dict[str, list[tuple[float, float]]] = {"garment tones": [], "silhouettes": []}
@@ -75,13 +61,7 @@ def main() -> None:
         rows["silhouettes"].append(score(model, outlined.x_test, outlined.y_test, shapes, accepted))
         print(f"seed {seed}: " + "; ".join(f"{k} test {v[-1][0]:.2%}, photos {v[-1][1]:.1%}" for k, v in rows.items()),
               flush=True)
-    base = [statistics.mean(r[i] for r in rows["garment tones"]) for i in (0, 1)]
-    print(f"\n{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}, {len(accepted)} labelled photos\n")
-    print("| model input | Fashion-MNIST test | real-photo accuracy | test ratio | photo ratio |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, v in rows.items():
-        test, photos = (statistics.mean(r[i] for r in v) for i in (0, 1))
-        print(f"| {name} | {test:.2%} | {photos:.1%} | {test / base[0]:.3f} | {photos / base[1]:.2f} |")
+    side_by_side(rows, "model input", args, len(accepted))
 
 
 if __name__ == "__main__":
