@@ -55,12 +55,12 @@ class SpaceHyperModel(kt.HyperModel):
         # every fifth training image: a fixed, roughly class-balanced sample for the gap
         keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
         extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
-        start = time.perf_counter()
         built = model_config(hp, self.cfg)
         # The params are the trial's hyperparameters; this is what they expand to (augment: true
         # -> flips, shifts and the base model's perspective), the model as trained.
         mlflow.log_dict(built.model_dump(), "model.yaml")
         aug = built.augment
+        start = time.perf_counter()
         history = fit(model, splits, self.cfg.trainer, [*(callbacks or []), *extra], epochs=epochs,
                       batch_size=batch_size, initial_epoch=initial, aug=aug)
         if any(math.isnan(v) for v in history.history.get("loss", [])):
