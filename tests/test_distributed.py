@@ -128,24 +128,25 @@ def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path, proc
     assert client.get_model_version_by_alias("fmnist-cnn", "best").version == "1"
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is `pid`, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(command name)": state, ppid, ...
-        except OSError:  # ended meanwhile
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
+def state_and_parent(pid: int | str) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from /proc/PID/stat; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(command name)"
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
 
 
 def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Running or sleeping: not gone, not a zombie."""
+    found = state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is `pid`."""
+    stats = {int(p.name): state_and_parent(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    return [child for child, found in stats.items() if found and found[0] != "Z" and found[1] == pid]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher's children follow it via Linux prctl")
