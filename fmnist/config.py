@@ -12,6 +12,8 @@ from typing import Any, Literal, Optional, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fmnist.preprocess import SIZE, PhotoSettings
+
 Padding = Literal["same", "valid"]
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
 
@@ -63,6 +65,8 @@ class Augment(Strict):
 
 class ModelConfig(Strict):
     conv_blocks: list[ConvBlock] = []
+    pooling: Literal["flatten", "average"] = Field("flatten", description="what joins the conv blocks to the "
+                                                   "dense layers: every position, or their mean per filter")
     dense: list[DenseLayer] = [DenseLayer()]
     augment: Augment = Augment()
     optimizer: OptimizerName = "adam"
@@ -161,6 +165,8 @@ class SearchParam(Strict):
     min: Optional[float] = None
     max: Optional[float] = None
     step: Optional[float] = None
+    when: Optional[dict[str, list[Any]]] = Field(None, description="photo sweeps: searched only in trials where "
+                                                 "this other entry took one of these values")
 
     @model_validator(mode="after")
     def _complete(self) -> "SearchParam":
@@ -207,6 +213,13 @@ class SelectionConfig(Strict):
                                 "N: retrain its hyperparameters for N epochs first")
     retrain_minutes: float = Field(0, ge=0, description="fewer retrain epochs if N would take longer, "
                                    "at the trial's measured seconds per epoch; 0: no limit")
+
+    def epochs_at(self, epoch_seconds: float | None) -> int:
+        """`retrain_epochs`, fewer if that many would take longer than `retrain_minutes` at the
+        pace the trial measured: a slow winner gets a shorter retrain, not a late sweep."""
+        if not self.retrain_minutes or not epoch_seconds:
+            return self.retrain_epochs
+        return max(1, min(self.retrain_epochs, int(self.retrain_minutes * 60 // epoch_seconds)))
 
 
 class DistributedConfig(Strict):
@@ -255,11 +268,65 @@ class ClusterConfig(Strict):
     restarts: int = Field(2, ge=0, description="times a worker that dies is started again")
 
 
-class Config(TrainConfig):
-    """Everything `fmnist.train` and `fmnist.sweep` read: one composed config serves both,
-    so `experiment=quick` means "quick" for either command."""
+class PhotoAugment(Strict):
+    """Training-time changes to photo inputs, made by layers in the training graph (the
+    logged model has none). Brightness and contrast keep a black background black."""
 
+    flip: bool = False
+    shift: float = Field(0.0, ge=0.0, le=0.5, description="translation, share of the side")
+    zoom: float = Field(0.0, ge=0.0, le=0.5, description="zoom in (a crop) or out (a margin), share of the side")
+    rotate: float = Field(0.0, ge=0.0, le=0.5, description="rotation, share of a full turn")
+    perspective: float = Field(0.0, ge=0.0, le=0.5, description="corners moved by up to this share of the side")
+    brightness: float = Field(0.0, ge=0.0, le=0.9, description="gain in [1 - b, 1 + b]")
+    contrast: float = Field(0.0, ge=0.0, le=0.9, description="gamma in [1 - c, 1 + c]")
+
+
+class FinetuneConfig(Strict):
+    """How `fmnist.finetune` and photo sweeps train on a folder of the user's labelled photos."""
+
+    base: str = Field("best", description="Fashion-MNIST model whose weights start the network: best | "
+                      "models:/... | runs:/... | FILE.keras | none (from scratch, built from `model`)")
+    trainable: Literal["all", "dense", "classifier"] = Field("all", description="what trains after the warm-up")
+    warmup_epochs: int = Field(0, ge=0, le=1000, description="epochs with only the new classifier training")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the new classifier (a base model only)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    augment: PhotoAugment = PhotoAugment()
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="of each class, when no validation folder is given")
+    registered_model: str = "fmnist-photos"
+    cache: str = Field("~/.cache/fmnist/photos", description="prepared photo inputs, by content and photo settings")
+    workers: int = Field(2, ge=1, le=64, description="threads preparing photos")
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.base == "none"
+
+
+class Config(TrainConfig):
+    """Everything `fmnist.train`, `fmnist.sweep` and `fmnist.finetune` read: one composed
+    config serves all, so `experiment=quick` means "quick" for each command. With `photos`
+    set, a sweep fine-tunes on that folder instead of training on Fashion-MNIST."""
+
+    photos: Optional[str] = Field(None, description="a folder of class subfolders of photos")
+    validation: Optional[str] = Field(None, description="a second such folder to select on; null: a split of photos")
+    photo: PhotoSettings = PhotoSettings()
+    finetune: FinetuneConfig = FinetuneConfig()
     search: dict[str, SearchParam] = {}
+
+    @field_validator("search", mode="before")
+    @classmethod
+    def _leaves(cls, space: Any) -> Any:
+        """A photo sweep's space nests like the config (`photo: {size: {type: choice, ...}}`,
+        so `search.photo.size.values=[48,64]` overrides it): flattened to config paths here.
+        An entry is a mapping with a `type`."""
+        if not isinstance(space, dict):
+            return space
+        flat: dict[str, Any] = {}
+        for key, value in space.items():
+            if isinstance(value, dict) and "type" not in value and value:
+                flat.update({f"{key}.{k}": v for k, v in cls._leaves(value).items()})
+            else:
+                flat[key] = value
+        return flat
     tuner: TunerConfig = TunerConfig()
     sweep: SweepConfig = SweepConfig()
     selection: SelectionConfig = SelectionConfig()
@@ -268,6 +335,9 @@ class Config(TrainConfig):
 
     @model_validator(mode="after")
     def _searchable(self) -> "Config":
+        if self.photos:
+            check_start(self)
+            return self
         unknown = sorted(set(self.search) - set(SEARCHABLE))
         if unknown:
             raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
@@ -278,18 +348,38 @@ class Config(TrainConfig):
         return self
 
 
+def check_paths(cfg: Config) -> None:
+    """A photo sweep's space names config paths (`photo.size`), each of which must exist."""
+    dumped = cfg.model_dump()
+    for path, p in cfg.search.items():
+        for key in [path, *(p.when or {})]:
+            node = dumped
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(f"search.{key}: not a config path; photo sweeps search paths such as "
+                                      "finetune.base, photo.size, model.learning_rate (experiment=finetune)")
+                node = node[part]
+
+
+def check_start(cfg: Config) -> None:
+    """A Fashion-MNIST start must take the look its weights learnt."""
+    if not cfg.finetune.from_scratch and (cfg.photo.input, cfg.photo.size) != ("fmnist", SIZE):
+        raise ValueError(f"finetune.base={cfg.finetune.base}: a Fashion-MNIST start takes the 28x28 fmnist look; "
+                         f"set photo.input=fmnist photo.size=28, or finetune.base=none")
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
 def _allowed(schema: type[BaseModel], loc: tuple) -> str:
     """The keys allowed at `loc`, found by walking the schema's field annotations."""
     for part in loc:
-        if isinstance(part, int):
-            continue
+        if isinstance(part, int) or part not in schema.model_fields:
+            continue  # a list index or a dict key: the item's schema was taken at its field
         annotation = schema.model_fields[part].annotation
-        inner = getattr(annotation, "__args__", (annotation,))[0]
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            schema = inner
+        models = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            schema = models[0]
     return ", ".join(schema.model_fields)
 
 

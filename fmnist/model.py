@@ -15,10 +15,12 @@ NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
 
 
-def build_model(cfg: ModelConfig) -> keras.Model:
+def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int] = INPUT_SHAPE,
+                classes: int = NUM_CLASSES) -> keras.Model:
     """Conv blocks ((conv, optional batch norm, relu) x convs, pool, dropout), dense layers,
-    softmax. `cfg.augment` is not here: fmnist.augment applies it to the training batches."""
-    x = inputs = keras.Input(INPUT_SHAPE, name="image")
+    softmax. `cfg.augment` is not here: fmnist.augment applies it to the training batches.
+    Photo models (fmnist.transfer) pass their own input shape and number of classes."""
+    x = inputs = keras.Input(input_shape, name="image")
     for b in cfg.conv_blocks:
         for _ in range(b.convs):
             x = layers.Conv2D(b.filters, b.kernel, padding=b.padding, use_bias=not b.batch_norm)(x)
@@ -29,12 +31,12 @@ def build_model(cfg: ModelConfig) -> keras.Model:
             x = layers.MaxPooling2D(2)(x)
         if b.dropout:
             x = layers.Dropout(b.dropout)(x)
-    x = layers.Flatten()(x)
+    x = layers.GlobalAveragePooling2D()(x) if cfg.pooling == "average" else layers.Flatten()(x)
     for d in cfg.dense:
         x = layers.Dense(d.units, activation="relu")(x)
         if d.dropout:
             x = layers.Dropout(d.dropout)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="fmnist_cnn")
     model.compile(
         optimizer=keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}}),
@@ -60,7 +62,7 @@ def mirror_averaged(model: keras.Model) -> keras.Model:
     """`model` predicting the mean of its probabilities for the image and for its mirror
     image. A model trained on flipped garments sees both as the same class, and the mean
     of two views errs less: +0.2 points of test accuracy on the default sweep's winner."""
-    inputs = keras.Input(INPUT_SHAPE, name="image")
+    inputs = keras.Input(model.input_shape[1:], name="image")
     outputs = layers.Average(name="probabilities")([model(inputs), model(Mirror()(inputs))])
     return keras.Model(inputs, outputs, name=f"{model.name}_mirror_averaged")  # for inference: not compiled
 

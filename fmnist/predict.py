@@ -16,7 +16,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import mlflow
 import numpy as np
@@ -26,7 +26,6 @@ from pydantic import Field, field_validator
 
 from fmnist import cli
 from fmnist.config import MlflowConfig, Strict, validate
-from fmnist.data import CLASS_NAMES
 from fmnist.preprocess import EXTENSIONS, ImageError, Limits, Mode, Photo, PhotoSettings, prepare, read_image
 
 THUMB = 112  # contact sheet: photo and enlarged input are THUMB pixels square
@@ -128,14 +127,16 @@ def collect(specs: list[str], recursive: bool) -> list[Row]:
 
 # ---- reading and classifying -------------------------------------------------------------------
 
-def prepare_row(row: Row, cfg: PredictConfig, keep_photo: bool) -> Row:
-    """Read and preprocess one file; failures become the row's error."""
+def prepare_row(row: Row, cfg: PredictConfig, keep_photo: bool, steps: PhotoSettings | None = None) -> Row:
+    """Read and preprocess one file with the photo steps `steps` (the model's own; default:
+    the config's); failures become the row's error."""
     if row.error:
         return row
+    steps = steps or cfg.photo
     try:
-        photo = read_image(row.file, cfg.limits, cfg.photo.work_size)
+        photo = read_image(row.file, cfg.limits, steps.work_size)
         row.note = photo.note
-        row.input = prepare(photo, cfg.preprocess, cfg.photo)
+        row.input = prepare(photo, cfg.preprocess, steps)
     except ImageError as e:
         row.error = str(e)
         return row
@@ -162,40 +163,40 @@ def classify(rows: list[Row], model: Any) -> None:
 
 # ---- reporting --------------------------------------------------------------------------------
 
-def top3_text(row: Row) -> str:
-    return "; ".join(f"{CLASS_NAMES[i]} {p:.3f}" for i, p in row.top())
+def top3_text(row: Row, classes: Sequence[str]) -> str:
+    return "; ".join(f"{classes[i]} {p:.3f}" for i, p in row.top())
 
 
-def print_table(rows: list[Row], min_confidence: float) -> None:
+def print_table(rows: list[Row], min_confidence: float, classes: Sequence[str]) -> None:
     done = [r for r in rows if r.probs is not None]
-    width = max([len(r.file) for r in done] + [4])
-    print(f"{'file':<{width}}  {'class':<11}  {'conf':>5}  top 3")
+    width, name_width = max([len(r.file) for r in done] + [4]), max(map(len, classes))
+    print(f"{'file':<{width}}  {'class':<{name_width}}  {'conf':>5}  top 3")
     for r in done:
         (cid, conf), = r.top(1)
         mark = "  low_confidence" if conf < min_confidence else ""
-        print(f"{r.file:<{width}}  {CLASS_NAMES[cid]:<11}  {conf:5.3f}  {top3_text(r)}{mark}")
+        print(f"{r.file:<{width}}  {classes[cid]:<{name_width}}  {conf:5.3f}  {top3_text(r, classes)}{mark}")
 
 
-def record(row: Row, json_style: bool) -> dict[str, Any]:
+def record(row: Row, json_style: bool, classes: Sequence[str]) -> dict[str, Any]:
     """The output file's columns: file, class_id, class_name, confidence, top3, error."""
     if row.probs is None:
         return {"file": row.file, "class_id": None, "class_name": None, "confidence": None,
                 "top3": None if json_style else "", "error": row.error}
     (cid, conf), = row.top(1)
-    top3 = [{"class_id": i, "class_name": CLASS_NAMES[i], "confidence": round(p, 6)} for i, p in row.top()]
-    return {"file": row.file, "class_id": cid, "class_name": CLASS_NAMES[cid], "confidence": round(conf, 6),
-            "top3": top3 if json_style else top3_text(row), "error": ""}
+    top3 = [{"class_id": i, "class_name": classes[i], "confidence": round(p, 6)} for i, p in row.top()]
+    return {"file": row.file, "class_id": cid, "class_name": classes[cid], "confidence": round(conf, 6),
+            "top3": top3 if json_style else top3_text(row, classes), "error": ""}
 
 
-def write_output(rows: list[Row], path: Path) -> None:
+def write_output(rows: list[Row], path: Path, classes: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps([record(r, True) for r in rows], indent=2) + "\n")
+        path.write_text(json.dumps([record(r, True, classes) for r in rows], indent=2) + "\n")
         return
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, ["file", "class_id", "class_name", "confidence", "top3", "error"])
         writer.writeheader()
-        writer.writerows(record(r, False) for r in rows)
+        writer.writerows(record(r, False, classes) for r in rows)
 
 
 def sheet_size(n: int, columns: int) -> tuple[int, int]:
@@ -204,8 +205,8 @@ def sheet_size(n: int, columns: int) -> tuple[int, int]:
     return cols * 2 * THUMB, math.ceil(n / cols) * (THUMB + LABEL_H)
 
 
-def tile(row: Row, min_confidence: float, font: ImageFont.ImageFont) -> Image.Image:
-    """Photo | the 28x28 input enlarged, and below them the file, class and confidence."""
+def tile(row: Row, min_confidence: float, font: ImageFont.ImageFont, classes: Sequence[str]) -> Image.Image:
+    """Photo | the model's input enlarged, and below them the file, class and confidence."""
     out = Image.new("RGB", (2 * THUMB, THUMB + LABEL_H), "white")
     photo = Image.fromarray(row.photo.rgb)
     out.paste(photo, ((THUMB - photo.width) // 2, (THUMB - photo.height) // 2))
@@ -216,19 +217,19 @@ def tile(row: Row, min_confidence: float, font: ImageFont.ImageFont) -> Image.Im
     draw = ImageDraw.Draw(out)
     name = Path(row.file).name
     draw.text((3, THUMB + 1), name if len(name) <= 32 else name[:31] + "…", fill="gray", font=font)
-    draw.text((3, THUMB + 15), f"{CLASS_NAMES[cid]} {conf:.2f}" + (" (low)" if low else ""),
+    draw.text((3, THUMB + 15), f"{classes[cid]} {conf:.2f}" + (" (low)" if low else ""),
               fill="firebrick" if low else "black", font=font)
     return out
 
 
-def write_sheet(rows: list[Row], path: Path, cfg: PredictSettings) -> int:
+def write_sheet(rows: list[Row], path: Path, cfg: PredictSettings, classes: Sequence[str]) -> int:
     """A PNG grid of the classified photos; returns how many it shows."""
     done = [r for r in rows if r.probs is not None][: cfg.sheet_max]
     sheet = Image.new("RGB", sheet_size(len(done), cfg.sheet_columns), "white")
     font = ImageFont.load_default(12)
     cols = min(len(done), cfg.sheet_columns)
     for k, row in enumerate(done):
-        sheet.paste(tile(row, cfg.min_confidence, font), ((k % cols) * 2 * THUMB, (k // cols) * (THUMB + LABEL_H)))
+        sheet.paste(tile(row, cfg.min_confidence, font, classes), ((k % cols) * 2 * THUMB, (k // cols) * (THUMB + LABEL_H)))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, format="PNG")
     return len(done)
@@ -244,28 +245,28 @@ def summary(rows: list[Row], cfg: PredictConfig) -> str:
 # ---- the command ---------------------------------------------------------------------------
 
 def predict(cfg: PredictConfig) -> int:
-    from fmnist.serving import NoModelError, load_keras  # TensorFlow starts only when there is work
+    from fmnist.serving import NoModelError, load_classifier  # TensorFlow starts only when there is work
 
     if cfg.mlflow.tracking_uri:
         mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     try:  # first: no point reading photos without a model
-        model = load_keras(cfg.model.ref, cfg.mlflow.registered_model)
+        clf = load_classifier(cfg.model.ref, cfg.mlflow.registered_model)
     except NoModelError as e:
         print(f"error: model: {e}", file=sys.stderr)
         return cli.EXIT_FAILED
     rows = collect(cfg.images, cfg.recursive)
     with ThreadPoolExecutor(cfg.predict.workers) as pool:
-        rows = list(pool.map(lambda r: prepare_row(r, cfg, cfg.sheet is not None), rows))
+        rows = list(pool.map(lambda r: prepare_row(r, cfg, cfg.sheet is not None, clf.photo), rows))
     for r in rows:
         if r.error or r.note:
             print(f"{'error' if r.error else 'warning'}: {r.file}: {r.error or r.note}", file=sys.stderr)
-    classify(rows, model)
-    print_table(rows, cfg.predict.min_confidence)
+    classify(rows, clf.model)
+    print_table(rows, cfg.predict.min_confidence, clf.classes)
     if cfg.output:
-        write_output(rows, Path(cfg.output))
+        write_output(rows, Path(cfg.output), clf.classes)
     classified = sum(r.probs is not None for r in rows)
     if cfg.sheet and classified:
-        shown = write_sheet(rows, Path(cfg.sheet), cfg.predict)
+        shown = write_sheet(rows, Path(cfg.sheet), cfg.predict, clf.classes)
         if shown < classified:
             print(f"note: {cfg.sheet} shows the first {shown} of {classified} photos (predict.sheet_max)", file=sys.stderr)
     print(summary(rows, cfg), file=sys.stderr)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SIZE = 28
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 Mode = Literal["auto", "photo", "fmnist"]
+Look = Literal["fmnist", "colour", "plain"]
 
 
 class Settings(BaseModel):
@@ -40,8 +41,13 @@ class Limits(Settings):
 
 
 class PhotoSettings(Settings):
-    """The photo steps' knobs; the defaults are what conf/predict.yaml documents."""
+    """The photo steps' knobs; the defaults are what conf/photo/default.yaml documents.
+    `input` and `size` say what the model takes: a model fine-tuned on a user's photos may
+    take a larger or colour input, and carries its settings so prediction matches training."""
 
+    input: Look = Field("fmnist", description="fmnist: segmented, gray, negated (the dataset's look); "
+                        "colour: segmented, RGB on black; plain: the whole photo, RGB, no segmentation")
+    size: int = Field(SIZE, ge=16, le=256, description="side of the square model input in pixels")
     work_size: int = Field(160, ge=32, le=1024, description="longest side while segmenting (speed vs detail)")
     border: float = Field(0.03, ge=0.0, lt=0.4, description="frame share GrabCut starts from as background")
     grabcut_iters: int = Field(3, ge=1, le=20, description="GrabCut refinement rounds")
@@ -52,6 +58,11 @@ class PhotoSettings(Settings):
                          "does not vanish into the black background")
     min_contrast: float = Field(0.3, gt=0.0, le=1.0, description="narrowest tone range stretched to [floor, 1]")
     margin: float = Field(0.0, ge=0.0, le=0.4, description="black margin around the garment, share of the frame")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The model input this makes: (size, size, channels)."""
+        return (self.size, self.size, 1 if self.input == "fmnist" else 3)
 
 
 class ImageError(ValueError):
@@ -224,27 +235,32 @@ def negate(rgb: np.ndarray, mask: np.ndarray, s: PhotoSettings) -> np.ndarray:
 
 def frame(image: np.ndarray, mask: np.ndarray, margin: float) -> np.ndarray:
     """Crop to the garment and centre it on a black square, its longest side filling the
-    frame (less `margin`) as in Fashion-MNIST, aspect kept."""
+    frame (less `margin`) as in Fashion-MNIST, aspect kept. Gray (H, W) or colour (H, W, 3)."""
     ys, xs = np.nonzero(mask)
     crop = image[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-    h, w = crop.shape
+    h, w = crop.shape[:2]
     side = round(max(h, w) / (1.0 - 2 * margin))
-    square = np.zeros((side, side), np.float32)
+    square = np.zeros((side, side, *crop.shape[2:]), np.float32)
     top, left = (side - h) // 2, (side - w) // 2
     square[top: top + h, left: left + w] = crop
     return square
 
 
-def to_input(square: np.ndarray) -> np.ndarray:
-    """Area-interpolated resize to 28x28 (averaging, no aliasing), float32 in [0, 1]."""
-    return np.clip(cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA), 0.0, 1.0).astype(np.float32)
+def to_input(square: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Area-interpolated resize to size x size (averaging, no aliasing), float32 in [0, 1]."""
+    return np.clip(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), 0.0, 1.0).astype(np.float32)
 
 
 def photo_to_input(photo: Photo, s: PhotoSettings) -> np.ndarray:
-    """The photo steps end to end: shrink, segment, negate, frame, resize."""
+    """The photo steps end to end: shrink, segment, negate (or keep the colours on black),
+    frame, resize. `plain` skips segmentation: the whole photo, framed square."""
     small = shrink(photo, s.work_size)
+    if s.input == "plain":
+        whole = np.full(small.rgb.shape[:2], 255, np.uint8)
+        return to_input(frame(small.rgb / np.float32(255), whole, 0.0), s.size)
     mask = garment_mask(small, s)
-    return to_input(frame(negate(small.rgb, mask, s), mask, s.margin))
+    image = negate(small.rgb, mask, s) if s.input == "fmnist" else np.where(mask[..., None] > 0, small.rgb / 255, 0)
+    return to_input(frame(image, mask, s.margin), s.size)
 
 
 # ---- images that already are Fashion-MNIST-like ------------------------------------------
@@ -267,8 +283,16 @@ def fmnist_to_input(photo: Photo) -> np.ndarray:
     return gray.astype(np.float32) / 255.0
 
 
+def blank(s: PhotoSettings) -> np.ndarray:
+    """An all-black input of the shape `prepare` returns: the stand-in for an unreadable image."""
+    return np.zeros(s.shape if s.shape[-1] == 3 else s.shape[:2], np.float32)
+
+
 def prepare(photo: Photo, mode: Mode, s: PhotoSettings) -> np.ndarray:
-    """The model input (28, 28) float32 in [0, 1] for one decoded image."""
-    if mode == "fmnist" or (mode == "auto" and is_fmnist_like(photo)):
+    """The model input, float32 in [0, 1], for one decoded image: (size, size) for the
+    Fashion-MNIST look, (size, size, 3) for colour inputs. Images that already look like
+    Fashion-MNIST skip the photo steps when the model takes that look at 28x28."""
+    fmnist_model = s.input == "fmnist" and s.size == SIZE
+    if fmnist_model and (mode == "fmnist" or (mode == "auto" and is_fmnist_like(photo))):
         return fmnist_to_input(photo)
     return photo_to_input(photo, s)

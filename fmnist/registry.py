@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any
+from typing import Any, Callable, Optional
 
 import mlflow
 from mlflow.entities import Run
@@ -50,9 +50,23 @@ def leaderboard(client: MlflowClient, parent: Run) -> list[dict[str, Any]]:
             "status": r.data.tags.get("trial_status", r.info.status),
             **{k: m.get(k, math.nan) for k in SUMMARY},
             "seconds": ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000,
-            **{f"hp.{k}": v for k, v in sorted(r.data.params.items()) if not k.startswith("tuner/")},
+            **{f"hp.{k}": v for k, v in sorted(r.data.params.items()) if is_hyperparameter(k)},
         })
     return sorted(rows, key=lambda row: -row["val_accuracy"] if not math.isnan(row["val_accuracy"]) else 1)
+
+
+def publish_leaderboard(client: MlflowClient, parent: Run) -> list[dict[str, Any]]:
+    """The leaderboard, logged to the active (parent) run as leaderboard.csv and .md."""
+    rows = leaderboard(client, parent)
+    mlflow.log_text(as_csv(rows), "leaderboard.csv")
+    mlflow.log_text(as_markdown(rows), "leaderboard.md")
+    return rows
+
+
+def is_hyperparameter(param: str) -> bool:
+    """Trial params less keras-tuner's own (`tuner/epochs`) and what MLflow logs of a logged
+    pyfunc's config (`photo/size`, `classes`, `preprocess`)."""
+    return "/" not in param and param not in ("classes", "preprocess")
 
 
 def best_eligible(rows: list[dict[str, Any]], max_gap: float) -> dict[str, Any] | None:
@@ -95,3 +109,19 @@ def register(model_uri: str, name: str, alias: str, tags: dict[str, Any]) -> tup
     if better:
         client.set_registered_model_alias(name, alias, version)
     return version, better
+
+
+def register_if_better(model_uri: str, name: str, alias: str, score: float, tags: dict[str, Any],
+                       holder_score: Callable[[str], Optional[float]]) -> tuple[str, bool, Optional[float]]:
+    """Register a new version; move `alias` to it only if `score` beats the holder's score
+    measured now, by `holder_score(version)`, on the same photos: a number logged by another
+    run on another split would not compare. None from it (say, other classes) moves the
+    alias. Returns (version, moved, the holder's score)."""
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
+    holder = alias_holder(client, name, alias)
+    held = holder_score(holder.version) if holder is not None else None
+    moved = held is None or score > held
+    if moved:
+        client.set_registered_model_alias(name, alias, version)
+    return version, moved, held

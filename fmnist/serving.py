@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import keras
 import mlflow
@@ -27,13 +28,14 @@ from omegaconf import OmegaConf
 from fmnist.data import CLASS_NAMES
 from fmnist.model import CUSTOM_OBJECTS
 from fmnist.modelio import requirements
-from fmnist.preprocess import SIZE, ImageError, Limits, Mode, PhotoSettings, prepare, read_image
+from fmnist.preprocess import ImageError, Limits, Mode, PhotoSettings, blank, prepare, read_image
 
 # Pinned beside the Keras stack. The `fmnist` package itself must be importable where the
 # model is served (`--env-manager local`).
 SERVING_EXTRAS = ("pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
 
-PREDICT_YAML = Path(__file__).resolve().parent.parent / "conf" / "predict.yaml"
+CONF = Path(__file__).resolve().parent.parent / "conf"
+PREDICT_YAML, PHOTO_YAML = CONF / "predict.yaml", CONF / "photo" / "default.yaml"
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(DataType.string, "image")]),
     outputs=Schema([
@@ -48,18 +50,31 @@ class NoModelError(LookupError):
     """The reference points at nothing; the message says what to do."""
 
 
+@dataclass(frozen=True)
+class Classifier:
+    """A loaded model with what it needs to answer photos: its class names and, for a model
+    that carries them, the photo steps it was trained with (None: the caller's settings)."""
+
+    model: keras.Model
+    classes: tuple[str, ...] = CLASS_NAMES
+    photo: Optional[PhotoSettings] = None
+
+
 def probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(N, 28, 28) inputs -> (N, 10) softmax rows. A direct call, not `predict`: no tf.data
-    pipeline to set up, which matters for a handful of photos."""
-    out = [keras.ops.convert_to_numpy(model(inputs[i: i + batch_size, ..., None], training=False))
+    """(N, H, W) gray or (N, H, W, 3) colour inputs -> (N, classes) softmax rows. A direct
+    call, not `predict`: no tf.data pipeline to set up, which matters for a handful of photos."""
+    inputs = inputs[..., None] if inputs.ndim == 3 else inputs
+    out = [keras.ops.convert_to_numpy(model(inputs[i: i + batch_size], training=False))
            for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, len(CLASS_NAMES)), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 class PhotoClassifier(mlflow.pyfunc.PythonModel):
-    """Keras model + photo preprocessing. Input: a DataFrame with a column `image` of
-    base64-encoded image files. Output, one row per image: class_id, class_name,
-    confidence, probabilities (10), and error (empty, or why the image was not classified)."""
+    """Keras model + photo preprocessing + class names. Input: a DataFrame with a column
+    `image` of base64-encoded image files. Output, one row per image: class_id, class_name,
+    confidence, probabilities (one per class), and error (empty, or why the image was not
+    classified). The class names and photo steps live in the logged model's config, so a
+    model fine-tuned on a user's own classes answers with them."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False,
@@ -68,6 +83,7 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
         self.photo = PhotoSettings(**cfg.get("photo", {}))
         self.limits = Limits(**cfg.get("limits", {}))
         self.mode: Mode = cfg.get("preprocess", "auto")
+        self.classes: tuple[str, ...] = tuple(cfg.get("classes", CLASS_NAMES))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         frame = pd.DataFrame(model_input)
@@ -79,9 +95,10 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
                 inputs.append(self.prepare(value))
                 errors.append("")
             except ImageError as e:
-                inputs.append(np.zeros((SIZE, SIZE), np.float32))
+                inputs.append(blank(self.photo))
                 errors.append(str(e))
-        return answer(probabilities(self.model, np.stack(inputs) if inputs else np.zeros((0, SIZE, SIZE))), errors)
+        empty = np.zeros((0, *blank(self.photo).shape), np.float32)
+        return answer(probabilities(self.model, np.stack(inputs) if inputs else empty), errors, self.classes)
 
     def prepare(self, value: Any) -> np.ndarray:
         return prepare(read_image(decode_base64(value), self.limits, self.photo.work_size), self.mode, self.photo)
@@ -97,37 +114,45 @@ def decode_base64(value: Any) -> bytes:
         raise ImageError("'image' is not base64-encoded image bytes") from None
 
 
-def answer(probs: np.ndarray, errors: list[str]) -> pd.DataFrame:
+def answer(probs: np.ndarray, errors: list[str], classes: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:
     """One row per image; a failed image gets class_id -1 and its error."""
     ids = probs.argmax(1) if len(probs) else np.zeros(0, int)
     return pd.DataFrame({
         "class_id": [int(i) if not e else -1 for i, e in zip(ids, errors)],
-        "class_name": [CLASS_NAMES[i] if not e else "" for i, e in zip(ids, errors)],
+        "class_name": [classes[i] if not e else "" for i, e in zip(ids, errors)],
         "confidence": [float(p[i]) if not e else 0.0 for p, i, e in zip(probs, ids, errors)],
         "probabilities": [[float(v) for v in p] if not e else [] for p, e in zip(probs, errors)],
         "error": errors,
     })
 
 
-def serving_config() -> dict[str, Any]:
-    """The preprocessing the served model uses: conf/predict.yaml's, checked, so a model
-    logged by the sweep treats photos exactly as `python -m fmnist.predict` does."""
-    raw = OmegaConf.to_container(OmegaConf.load(PREDICT_YAML)) if PREDICT_YAML.is_file() else {}
+def load_yaml(path: Path) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+
+
+def serving_config(photo: PhotoSettings | None = None, classes: Sequence[str] = CLASS_NAMES) -> dict[str, Any]:
+    """What the served model needs besides weights: its class names and photo steps (the
+    ones it was trained with, else conf/photo/'s) and conf/predict.yaml's limits, checked,
+    so a logged model treats photos exactly as `python -m fmnist.predict` does."""
+    predict = load_yaml(PREDICT_YAML)
     return {
-        "photo": PhotoSettings(**raw.get("photo", {})).model_dump(),
-        "limits": Limits(**raw.get("limits", {})).model_dump(),
-        "preprocess": raw.get("preprocess", "auto"),
+        "photo": (photo or PhotoSettings(**load_yaml(PHOTO_YAML))).model_dump(),
+        "limits": Limits(**predict.get("limits", {})).model_dump(),
+        "preprocess": predict.get("preprocess", "auto"),
+        "classes": list(classes),
     }
 
 
-def log_photo_model(keras_model: keras.Model, name: str = "model") -> str:
+def log_photo_model(keras_model: keras.Model, name: str = "model", photo: PhotoSettings | None = None,
+                    classes: Sequence[str] = CLASS_NAMES) -> str:
     """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         keras_model.save(path)
         info = mlflow.pyfunc.log_model(
             name=name, python_model=PhotoClassifier(), artifacts={"keras_model": str(path)},
-            model_config=serving_config(), signature=SIGNATURE, pip_requirements=requirements(*SERVING_EXTRAS),
+            model_config=serving_config(photo, classes), signature=SIGNATURE,
+            pip_requirements=requirements(*SERVING_EXTRAS),
         )
     return info.model_uri
 
@@ -140,11 +165,16 @@ def resolve(ref: str, registered_model: str) -> str:
 
 
 def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
-    """A Keras model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train
-    logs) or a PhotoClassifier (what the sweep registers)."""
+    """The Keras model behind any reference (see `load_classifier`)."""
+    return load_classifier(ref, registered_model).model
+
+
+def load_classifier(ref: str, registered_model: str = "fmnist-cnn") -> Classifier:
+    """A model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train logs)
+    or a PhotoClassifier (what the sweeps register, with its classes and photo steps)."""
     uri = resolve(ref, registered_model)
     if "://" not in uri and ":/" not in uri:
-        return load_file(Path(uri))
+        return Classifier(load_file(Path(uri)))
     if no_store():
         raise NoModelError(missing_message(ref, uri, registered_model, FileNotFoundError("no store")))
     try:
@@ -152,11 +182,11 @@ def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
     except (MlflowException, OSError) as e:
         raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
     if "keras" in flavors:
-        return mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS)
+        return Classifier(mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS))
     python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     if not isinstance(python_model, PhotoClassifier):
         raise NoModelError(f"{uri}: neither a Keras model nor a PhotoClassifier")
-    return python_model.model
+    return Classifier(python_model.model, python_model.classes, python_model.photo)
 
 
 def load_file(path: Path) -> keras.Model:

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist import cli
 from fmnist.cluster import follow_launcher, launch, limit_threads
-from fmnist.config import Config, ConfigError, SelectionConfig
+from fmnist.config import Config, ConfigError
 from fmnist.data import Splits, load_splits
 from fmnist.distributed import (
     Chief, Heartbeat, default_tuner_id, ignore_signals, interrupt_on_sigterm, worker_env,
@@ -35,11 +35,11 @@ from fmnist.reports.predict import predict
 from fmnist.reports.source import load_history
 from fmnist.serving import log_photo_model
 from fmnist.reports.sweep import typed
-from fmnist.registry import (
-    as_csv, as_markdown, best_eligible, close_interrupted, leaderboard, register,
-)
+from fmnist.registry import best_eligible, close_interrupted, leaderboard, publish_leaderboard, register
 from fmnist.tracking import flatten, run_tags, use_store
 from fmnist.train import seed_everything
+from fmnist.finetune import photo_data
+from fmnist.photosearch import finalize_photos, usable_space
 from fmnist.tuning import SpaceHyperModel, format_hp, make_tuner
 
 MARKER = "mlflow_parent_run.json"
@@ -47,7 +47,7 @@ MARKER = "mlflow_parent_run.json"
 
 def fingerprint(cfg: Config) -> str:
     """What a resumed sweep must share with the one it continues."""
-    keys = ("seed", "data", "model", "trainer", "search", "tuner")
+    keys = ("seed", "data", "model", "trainer", "search", "tuner", "photos", "validation", "photo", "finetune")
     return hashlib.sha256(json.dumps(cfg.model_dump(include=set(keys)), sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -76,7 +76,7 @@ def retrain(tuner, cfg: Config, trial_id: str, run_id: str, splits: Splits) -> s
     stretched over it) gets what they are worth. Its model is the epoch with the best
     validation accuracy within `selection.max_gap`."""
     hp = tuner.oracle.get_trial(trial_id).hyperparameters
-    epochs = retrain_epochs(cfg.selection, mlflow.get_run(run_id).data.metrics.get("epoch_seconds"))
+    epochs = cfg.selection.epochs_at(mlflow.get_run(run_id).data.metrics.get("epoch_seconds"))
     with mlflow.start_run(run_name=f"final-{trial_id}", nested=True, tags={"role": "final", "trial_id_source": trial_id}):
         mlflow.log_params(hp.values)
         print(f"retraining trial {trial_id}'s settings for {epochs} epochs", flush=True)
@@ -86,20 +86,10 @@ def retrain(tuner, cfg: Config, trial_id: str, run_id: str, splits: Splits) -> s
         return mlflow.active_run().info.run_id
 
 
-def retrain_epochs(selection: SelectionConfig, epoch_seconds: float | None) -> int:
-    """`retrain_epochs`, fewer if that many would take longer than `retrain_minutes` at the
-    pace the trial measured: a slow winner gets a shorter retrain, not a late sweep."""
-    if not selection.retrain_minutes or not epoch_seconds:
-        return selection.retrain_epochs
-    return max(1, min(selection.retrain_epochs, int(selection.retrain_minutes * 60 // epoch_seconds)))
-
-
 def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] | None:
     """Leaderboard, winner, one test evaluation, registration. Idempotent on resume."""
     client = MlflowClient()
-    rows = leaderboard(client, parent)
-    mlflow.log_text(as_csv(rows), "leaderboard.csv")
-    mlflow.log_text(as_markdown(rows), "leaderboard.md")
+    rows = publish_leaderboard(client, parent)
     if cfg.report.enabled:
         log_sweep_reports(sorted(rows, key=lambda r: int(r["trial_id"])))
     done = parent.data.tags.get("registered_version")
@@ -132,7 +122,7 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     return {**best, **metrics, "version": version, "moved": moved}
 
 
-def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str) -> None:
+def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minutes: float) -> None:
     """The closing table: top trials and where the registered model is."""
     rows = leaderboard(MlflowClient(), mlflow.get_run(parent_id))
     print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
@@ -141,14 +131,17 @@ def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str) -> Non
         hp = format_hp({k[3:]: typed(v) for k, v in r.items() if k.startswith("hp.")})
         print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} "
               f"{r['test_accuracy']:7.4f}  {hp}")
-    name, alias = cfg.mlflow.registered_model, cfg.selection.alias
+    name, alias = (cfg.finetune.registered_model if cfg.photos else cfg.mlflow.registered_model), cfg.selection.alias
+    print(f"sweep time: {minutes:.1f} min in all this run (data and photo preparation included)")
     if rows_best is None:
         print(f"no trial has overfit_gap <= {cfg.selection.max_gap}: nothing registered")
         return
     moved = {True: f"alias @{alias} moved to it", False: f"@{alias} stays on a better version",
              None: "registered earlier"}[rows_best["moved"]]
+    score = (f"validation accuracy {rows_best['val_accuracy']:.4f} on {cfg.validation or 'a split of ' + cfg.photos}"
+             if cfg.photos else f"test accuracy {rows_best.get('test_accuracy', float('nan')):.4f}")
     print(f"best trial {rows_best['trial_id']}: registered models:/{name}/{rows_best['version']} ({moved}); "
-          f"test accuracy {rows_best.get('test_accuracy', float('nan')):.4f}; tracking: {mlflow.get_tracking_uri()}")
+          f"{score}; tracking: {mlflow.get_tracking_uri()}")
 
 
 def search(tuner, cfg: Config, splits: Splits) -> None:
@@ -214,10 +207,14 @@ def work(cfg: Config, splits: Splits) -> int:
 def sweep(cfg: Config) -> int:
     if cfg.cluster.workers:
         return launch(cfg, sys.argv[1:])
+    start = time.perf_counter()
     limit_threads(cfg.distributed.threads)
     seed_everything(cfg.seed)
-    splits = load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset, cfg.seed)
+    splits = photo_data(cfg) if cfg.photos else load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset,
+                                                               cfg.seed)
     use_store(cfg.mlflow)
+    if cfg.photos:  # the space, less any start no model in this store answers to
+        cfg = usable_space(cfg)
     if cfg.distributed.role != "none":
         interrupt_on_sigterm()
         follow_launcher()
@@ -231,21 +228,22 @@ def sweep(cfg: Config) -> int:
     if fresh:  # after keras-tuner has cleared the old state, marker included
         parent_id = open_parent(cfg, state, fresh=True)
     tuner.parent_id = parent_id
-    start = time.perf_counter()
     with mlflow.start_run(run_id=parent_id) as parent:
         try:
             killed = close_interrupted(MlflowClient(), parent)
             print(f"sweep {cfg.sweep.name!r} ({cfg.tuner.kind}): {'resumed' if not fresh else 'new'}, parent run "
                   f"{parent_id}" + (f"; {killed} interrupted trial run(s) marked KILLED" if killed else ""), flush=True)
             search(tuner, cfg, splits)
-            best = finalize(tuner, cfg, mlflow.get_run(parent_id), splits)
-            mlflow.log_metric("sweep_minutes", (time.perf_counter() - start) / 60)
+            close = finalize_photos if cfg.photos else lambda *a: finalize(tuner, *a)
+            best = close(cfg, mlflow.get_run(parent_id), splits)
+            minutes = (time.perf_counter() - start) / 60
+            mlflow.log_metric("sweep_minutes", minutes)
         except KeyboardInterrupt:  # inside the `with`, which would end the parent FAILED: it is resumable
             while mlflow.active_run():
                 mlflow.end_run("KILLED")
             print(f"\ninterrupted: rerun the same command to resume sweep {cfg.sweep.name!r}", file=sys.stderr)
             return 130
-    report(best, cfg, parent_id)
+    report(best, cfg, parent_id, minutes)
     return 0
 
 

@@ -183,13 +183,23 @@ class TrackedHyperband(Tracked, kt.Hyperband):
     pass
 
 
+def hypermodel(cfg: Config) -> kt.HyperModel:
+    """Fashion-MNIST trials from the named space, or photo trials from config paths."""
+    if not cfg.photos:
+        return SpaceHyperModel(cfg, cfg.sweep.trial_minutes)
+    from fmnist.photoset import scan
+    from fmnist.photosearch import PhotoHyperModel
+
+    return PhotoHyperModel(cfg, len(scan(cfg.photos).classes), cfg.sweep.trial_minutes)
+
+
 def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
                project: str | None = None) -> kt.Tuner:
     """The configured tuner, its state under `directory/project` (sweep.name by default: what
     makes resume work); its trials log as children of the MLflow run `parent_id`."""
     t = cfg.tuner
     common = dict(
-        hypermodel=SpaceHyperModel(cfg, cfg.sweep.trial_minutes), objective=OBJECTIVE,
+        hypermodel=hypermodel(cfg), objective=OBJECTIVE,
         executions_per_trial=t.executions_per_trial, directory=directory, project_name=project or cfg.sweep.name,
         overwrite=overwrite, seed=cfg.seed,
         max_consecutive_failed_trials=max(3, t.max_trials),

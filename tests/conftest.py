@@ -14,8 +14,9 @@ from hydra import compose, initialize_config_dir
 from fmnist.cli import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-# The shared photos beside the checkout (../shared/real-photos); FMNIST_PHOTOS points elsewhere.
-PHOTOS = Path(os.environ.get("FMNIST_PHOTOS", REPO.parent / "shared" / "real-photos")) / "validation"
+# Twenty CC0 photos shipped with the tests (two per class folder), so no photo test skips on a
+# fresh clone; FMNIST_PHOTOS=DIR runs them on another folder of class subfolders.
+PHOTOS = Path(os.environ.get("FMNIST_PHOTOS", REPO / "tests" / "photos"))
 
 
 def compose_cfg(config_name: str, overrides: list[str]):

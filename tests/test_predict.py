@@ -32,7 +32,6 @@ from fmnist.train import train
 from tests.conftest import PHOTOS, compose_cfg, mlflow_store
 from tests.test_preprocess import first_photo, huge_png_header
 
-pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"shared photos not found at {PHOTOS}")
 QUICK = ["experiment=quick", "data.subset=1000", "trainer.epochs=1", "trainer.verbose=0"]
 GOOD = ("t-shirt", "pants", "shoes")
 COLUMNS = ["file", "class_id", "class_name", "confidence", "top3", "error"]
@@ -172,22 +171,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_models_serve_answers_a_photo(store, tmp_path):
+def served_answer(model_uri: str, tracking_uri: str, tmp_path: Path, image_b64: str) -> dict:
+    """`mlflow models serve` on loopback, asked about one base64 photo; its first prediction."""
     port = free_port()
     server = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", "models:/fmnist-cnn@best", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": store.uri}, cwd=tmp_path, start_new_session=True,
+        ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, cwd=tmp_path, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"))
     try:
         wait_until_up(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
-        body = json.dumps({"dataframe_records": [{"image": b64_photo("t-shirt")}]}).encode()
+        body = json.dumps({"dataframe_records": [{"image": image_b64}]}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
                                          {"Content-Type": "application/json"})
-        answer = json.load(urllib.request.urlopen(request, timeout=30))["predictions"][0]
+        return json.load(urllib.request.urlopen(request, timeout=30))["predictions"][0]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_mlflow_models_serve_answers_a_photo(store, tmp_path):
+    answer = served_answer("models:/fmnist-cnn@best", store.uri, tmp_path, b64_photo("t-shirt"))
     assert 0 <= answer["class_id"] <= 9 and len(answer["probabilities"]) == 10 and answer["error"] == ""
 
 

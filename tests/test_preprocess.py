@@ -15,7 +15,6 @@ from fmnist.data import load_arrays
 from fmnist.preprocess import ImageError, Limits, PhotoSettings, is_fmnist_like, prepare, read_image
 from tests.conftest import PHOTOS
 
-needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"shared photos not found at {PHOTOS}")
 FOLDERS = ("t-shirt", "pants", "dress", "outwear", "shirt", "longsleeve", "shoes", "hat")
 
 
@@ -27,7 +26,6 @@ def prepared(path: Path | bytes) -> np.ndarray:
     return prepare(read_image(path), "photo", PhotoSettings())
 
 
-@needs_photos
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_real_photo_becomes_a_fashion_mnist_like_input(folder):
     x = prepared(first_photo(folder))
@@ -49,7 +47,6 @@ def photo_bytes(fmt: str, image: Image.Image | None = None, **kw) -> bytes:
     return buf.getvalue()
 
 
-@needs_photos
 @pytest.mark.parametrize("fmt", ["PNG", "BMP", "WEBP", "TIFF"])
 def test_each_format_gives_the_same_input_as_the_jpeg(fmt):
     rgb = Image.open(first_photo("t-shirt")).convert("RGB")
@@ -57,7 +54,6 @@ def test_each_format_gives_the_same_input_as_the_jpeg(fmt):
     assert np.abs(lossless - prepared(photo_bytes("PNG", rgb))).mean() < 0.02
 
 
-@needs_photos
 def test_exif_orientation_is_honoured():
     rgb = Image.open(first_photo("pants")).convert("RGB")  # portrait
     exif = Image.Exif()
@@ -97,7 +93,6 @@ def huge_png_header(width: int, height: int) -> bytes:
     return bytes(png)
 
 
-@needs_photos
 @pytest.mark.parametrize("data, problem", [
     (b"", "empty file"),
     (b"hello, I am text\n", "not an image"),
@@ -113,13 +108,11 @@ def test_bad_bytes_raise_one_clear_problem(data, problem):
         read_image(data, Limits())
 
 
-@needs_photos
 def test_cmyk_is_converted_with_a_note():
     photo = read_image(photo_bytes("JPEG", Image.open(first_photo("shirt")).convert("CMYK")))
     assert photo.rgb.shape[2] == 3 and "CMYK" in photo.note
 
 
-@needs_photos
 def test_same_photo_same_input_whatever_ran_before():
     """GrabCut seeds its colour models at random; a prediction must not depend on the order."""
     first = prepared(first_photo("dress"))

@@ -25,7 +25,7 @@ from fmnist.config import Config, ConfigError, SelectionConfig, validate
 from fmnist.data import load_arrays
 from fmnist.registry import leaderboard
 from fmnist.serving import load_keras
-from fmnist.sweep import retrain_epochs, sweep
+from fmnist.sweep import sweep
 from tests.conftest import compose_cfg
 
 QUICK = ["experiment=quick", "data.subset=1500"]
@@ -197,4 +197,4 @@ def test_no_trial_starts_after_search_minutes(store):
 
 @pytest.mark.parametrize("seconds, epochs", [(None, 24), (10.0, 24), (60.0, 15), (1000.0, 1)])
 def test_the_retrain_shrinks_to_fit_retrain_minutes(seconds, epochs):
-    assert retrain_epochs(SelectionConfig(retrain_epochs=24, retrain_minutes=15), seconds) == epochs
+    assert SelectionConfig(retrain_epochs=24, retrain_minutes=15).epochs_at(seconds) == epochs
