@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, Optional, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fmnist.preprocess import SIZE, PhotoSettings
 
@@ -30,6 +30,7 @@ class ConvBlock(Strict):
     filters: int = Field(32, ge=1, le=1024)
     convs: int = Field(1, ge=1, le=4, description="conv layers in the block (2: VGG style)")
     kernel: int = Field(3, ge=1, le=11)
+    stride: int = Field(1, ge=1, le=4, description="of the block's first conv (2: a cheap stem for large inputs)")
     padding: Padding = "same"
     pool: bool = True
     batch_norm: bool = False
@@ -73,14 +74,17 @@ class ModelConfig(Strict):
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _fits_28x28(self) -> "ModelConfig":
-        """Valid padding and pooling shrink the image; catch a stack that shrinks it away."""
-        size = 28
-        for i, b in enumerate(self.conv_blocks):
+    def _fits_input(self, info: ValidationInfo) -> "ModelConfig":
+        """Strides, valid padding and pooling shrink the image; catch a stack that shrinks it
+        away. The input is 28x28 unless the validation context says otherwise (`input_side`)."""
+        side = size = (info.context or {}).get("side", SIZE)
+        for i, b in enumerate(self.conv_blocks if side else []):
+            size = -(-size // b.stride)
             size = size - b.convs * (b.kernel - 1) if b.padding == "valid" else size
             size = size // 2 if b.pool else size
             if size < 1:
-                raise ValueError(f"conv_blocks[{i}] shrinks the 28x28 input to nothing; use padding 'same' or fewer blocks")
+                raise ValueError(f"conv_blocks[{i}] shrinks the {side}x{side} input to nothing; "
+                                 "use padding 'same' or fewer blocks")
         return self
 
 
@@ -288,7 +292,7 @@ class FinetuneConfig(Strict):
                       "models:/... | runs:/... | FILE.keras | none (from scratch, built from `model`)")
     trainable: Literal["all", "dense", "classifier"] = Field("all", description="what trains after the warm-up")
     warmup_epochs: int = Field(0, ge=0, le=1000, description="epochs with only the new classifier training")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the new classifier (a base model only)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the new classifier")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     augment: PhotoAugment = PhotoAugment()
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="of each class, when no validation folder is given")
@@ -339,6 +343,9 @@ class Config(TrainConfig):
             check_start(self)
             return self
         unknown = sorted(set(self.search) - set(SEARCHABLE))
+        if any("." in name for name in unknown):
+            raise ValueError(f"search.{unknown[0]}: a photo sweep's entry; give the photos: photos=DIR "
+                             "(a folder with one subfolder of labelled photos per class)")
         if unknown:
             raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
         if self.tuner.kind == "hyperband" and "epochs" in self.search:
@@ -366,6 +373,16 @@ def check_start(cfg: Config) -> None:
     if not cfg.finetune.from_scratch and (cfg.photo.input, cfg.photo.size) != ("fmnist", SIZE):
         raise ValueError(f"finetune.base={cfg.finetune.base}: a Fashion-MNIST start takes the 28x28 fmnist look; "
                          f"set photo.input=fmnist photo.size=28, or finetune.base=none")
+
+
+def input_side(raw: dict[str, Any]) -> dict[str, int | None]:
+    """The validation context for a raw config: the side of the input `model` is built for.
+    A photo model from scratch takes `photo.size`; one that starts from Fashion-MNIST weights
+    builds no `model` (None: nothing to check); everything else takes 28x28."""
+    base = (raw.get("finetune") or {}).get("base")
+    if base == "none":
+        return {"side": (raw.get("photo") or {}).get("size", SIZE)}
+    return {"side": None if raw.get("photos") else SIZE}
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -405,6 +422,6 @@ def validate(schema: type[M], cfg: DictConfig | dict, prefix: str = "") -> M:
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     raw = {k: v for k, v in raw.items() if k != "hydra"}
     try:
-        return schema.model_validate(raw)
+        return schema.model_validate(raw, context=input_side(raw))
     except ValidationError as e:
         raise ConfigError("\n".join(_one_line(schema, err, prefix) for err in e.errors())) from None

@@ -22,8 +22,9 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int] = INPUT_SHAP
     Photo models (fmnist.transfer) pass their own input shape and number of classes."""
     x = inputs = keras.Input(input_shape, name="image")
     for b in cfg.conv_blocks:
-        for _ in range(b.convs):
-            x = layers.Conv2D(b.filters, b.kernel, padding=b.padding, use_bias=not b.batch_norm)(x)
+        for k in range(b.convs):
+            x = layers.Conv2D(b.filters, b.kernel, strides=b.stride if k == 0 else 1, padding=b.padding,
+                              use_bias=not b.batch_norm)(x)
             if b.batch_norm:
                 x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)

@@ -22,9 +22,10 @@ from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 
 from fmnist.callbacks import Pace
-from fmnist.config import Config, ConfigError, SearchParam, check_paths
+from fmnist.config import Config, ConfigError, SearchParam, check_paths, input_side
 from fmnist.finetune import fit_and_log, load_base, register_photo_model
 from fmnist.photoset import PhotoData
+from fmnist.preprocess import SIZE
 from fmnist.registry import best_eligible, publish_leaderboard
 from fmnist.reports import log_sweep_reports
 from fmnist.serving import NoModelError, load_classifier
@@ -55,12 +56,16 @@ def trial_values(hp: kt.HyperParameters, space: dict[str, SearchParam]) -> dict[
 
 
 def trial_config(hp: kt.HyperParameters, cfg: Config) -> Config:
-    """The base config with this trial's values at their paths, validated once."""
+    """The base config with this trial's values at their paths, validated once. A trial that
+    starts from Fashion-MNIST weights takes their input, the 28x28 fmnist look, whatever
+    input the base config gives the trials from scratch."""
     raw = cfg.model_dump()
     for path, value in trial_values(hp, cfg.search).items():
         set_path(raw, path, value)
+    if raw["finetune"]["base"] != "none":
+        raw["photo"].update(input="fmnist", size=SIZE)
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context=input_side(raw))
     except ValidationError as e:
         raise kt.errors.FailedTrialError(f"invalid config: {e.errors()[0]['msg'].removeprefix('Value error, ')}")
 
@@ -137,7 +142,8 @@ def finalize_photos(cfg: Config, parent: Run, data: PhotoData) -> dict[str, Any]
     done, best = parent.data.tags.get("registered_version"), best_eligible(rows, cfg.selection.max_gap)
     if done or best is None:
         return best and {**best, "version": done, "moved": None}
-    trial = Config.model_validate(yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{best['run_id']}/config.yaml")))
+    raw = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{best['run_id']}/config.yaml"))
+    trial = Config.model_validate(raw, context=input_side(raw))
     source = {**best, "model_uri": mlflow.get_run(best["run_id"]).data.tags["model_uri"]}
     if cfg.selection.retrain_epochs:
         source = max(source, retrain(cfg, trial, best, data), key=lambda r: r["val_accuracy"])

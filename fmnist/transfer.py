@@ -57,14 +57,16 @@ def new_classifier(base: keras.Model, classes: int, dropout: float) -> keras.Mod
 
 
 def network(cfg: Config, classes: int, base: keras.Model | None) -> keras.Model:
-    """From a copy of `base` (a Fashion-MNIST model: each trial of a sweep starts from its
-    weights, not from the last trial's) or, with none, from `cfg.model` at the photo size."""
+    """A copy of `base` (a Fashion-MNIST model: each trial of a sweep starts from its
+    weights, not from the last trial's) or, with none, `cfg.model` built at the photo size;
+    either way `finetune.dropout` and a new classifier on its last hidden layer."""
     if base is None:
-        return build_model(cfg.model, cfg.photo.shape, classes)
-    inner = base_model(base)
-    copy = keras.models.clone_model(inner)
-    copy.set_weights(inner.get_weights())
-    return new_classifier(copy, classes, cfg.finetune.dropout)
+        start = build_model(cfg.model, cfg.photo.shape, classes)
+    else:
+        inner = base_model(base)
+        start = keras.models.clone_model(inner)
+        start.set_weights(inner.get_weights())
+    return new_classifier(start, classes, cfg.finetune.dropout)
 
 
 def set_trainable(net: keras.Model, which: str) -> None:

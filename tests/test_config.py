@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fmnist.config import ConfigError, Config, validate
-from tests.conftest import compose_cfg
+from tests.conftest import PHOTOS, REPO, compose_cfg
 
 BAD = [
     ("model.conv_blocks.0.filters=0", "model.conv_blocks[0].filters=0", "greater than or equal to 1"),
@@ -36,9 +36,15 @@ def test_conv_stack_that_shrinks_the_image_away():
         validate(Config, cfg)
 
 
-@pytest.mark.parametrize("name", ["quick", "seed_dense", "seed_cnn32", "seed_cnn64", "seed_cnn_dropout", "seed_final"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
 def test_every_experiment_is_valid(name):
-    assert validate(Config, compose_cfg("config", [f"experiment={name}"])).name == name
+    photos = [f"photos={PHOTOS}"] if name == "finetune" else []
+    assert validate(Config, compose_cfg("config", [f"experiment={name}", *photos])).name == name
+
+
+def test_a_photo_sweep_without_photos_says_to_give_them():
+    with pytest.raises(ConfigError, match="search.finetune.[a-z.]+: a photo sweep.s entry; give the photos: photos=DIR"):
+        validate(Config, compose_cfg("config", ["experiment=finetune"]))
 
 
 def test_cli_fails_before_loading_data(tmp_path):

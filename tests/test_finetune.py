@@ -179,13 +179,12 @@ def test_a_photo_space_names_real_config_paths(store, folder, tmp_path, path):
 
 
 def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
-    """experiment=finetune, small: 3 trials of 1-2 epochs, starts from scratch or from `base`."""
+    """experiment=finetune, small: 3 one-epoch trials from scratch or from `base`, the best retrained for 2."""
     cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
                                  "trainer.verbose=0", "tuner.max_trials=3", "tuner.initial_points=3",
-                                 "search.trainer.epochs.min=1", "search.trainer.epochs.max=2",
-                                 "search.photo.size.values=[24,32]"])
+                                 "trainer.epochs=1", "selection.retrain_epochs=2", "search.photo.size.values=[32,40]"])
     cfg.search.finetune.base["values"] = ["none", base]
-    for entry in ("trainable", "warmup_epochs", "dropout"):
+    for entry in ("trainable", "warmup_epochs"):
         cfg.search.finetune[entry]["when"] = {"finetune.base": [base]}
     return validate(Config, cfg)
 
@@ -202,6 +201,11 @@ def test_photo_sweep_registers_its_best_trial_and_resumes(store, folder, tmp_pat
     for r in trials:  # params carry the config paths; a from-scratch trial has a size, a start from weights none
         assert ("photo.size" in r.data.params) == (r.data.params["finetune.base"] == "none")
     assert "registered models:/fmnist-photos/1" in out and "sweep time:" in out
+    final = [r for r in client.search_runs([experiment]) if r.data.tags.get("role") == "final"]
+    assert len(final) == 1 and {m.step for m in client.get_metric_history(final[0].info.run_id, "loss")} == {1, 2}
+    source = client.get_model_version("fmnist-photos", "1").tags["source_run"]
+    best = max([*trials, *final], key=lambda r: r.data.metrics["val_accuracy"])
+    assert mlflow.get_run(source).data.metrics["val_accuracy"] == best.data.metrics["val_accuracy"]
     assert str(client.get_model_version_by_alias("fmnist-photos", "best").version) == "1"
     assert sweep(cfg) == 0  # rerun: resumes, nothing new
     assert "resumed" in capsys.readouterr().out
