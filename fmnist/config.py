@@ -394,7 +394,8 @@ def _allowed(schema: type[BaseModel], loc: tuple) -> str:
         if isinstance(part, int) or part not in schema.model_fields:
             continue  # a list index or a dict key: the item's schema was taken at its field
         annotation = schema.model_fields[part].annotation
-        models = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        args = getattr(annotation, "__args__", (annotation,))  # list[X], dict[str, X], Optional[X]
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
         if models:
             schema = models[0]
     return ", ".join(schema.model_fields)

@@ -40,6 +40,19 @@ def test_real_photo_becomes_a_fashion_mnist_like_input(folder):
     assert x[x > 0.02].mean() > 0.25, "garment bright"
 
 
+def test_colour_and_plain_inputs_for_photo_models():
+    """A photo model may take the garment in colour on black, or the whole photo, at its own size."""
+    photo = read_image(first_photo("pants"))
+    colour = prepare(photo, "photo", PhotoSettings(input="colour", size=48))
+    plain = prepare(photo, "photo", PhotoSettings(input="plain", size=48))
+    assert colour.shape == plain.shape == (48, 48, 3) and colour.dtype == plain.dtype == np.float32
+    lit = colour.max(axis=2) > 0.02
+    ys, xs = np.nonzero(lit)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) >= 45, "the garment fills the frame"
+    assert not lit[:2, :2].any() and not lit[-2:, -2:].any(), "background black"
+    assert plain[:, 12:36].min(axis=2).mean() > colour[:, 12:36].min(axis=2).mean(), "the photo's background kept"
+
+
 def photo_bytes(fmt: str, image: Image.Image | None = None, **kw) -> bytes:
     image = image or Image.open(first_photo("t-shirt"))
     buf = io.BytesIO()
