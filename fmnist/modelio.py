@@ -10,12 +10,10 @@ import numpy as np
 from mlflow.models import infer_signature
 
 
-KERAS_STACK = ("keras", "tensorflow", "numpy")
-
-
 def requirements(*extra: str) -> list[str]:
-    """Pinned explicitly: MLflow's own inference reloads the model in a subprocess (slow)."""
-    return [f"{p}=={version(p)}" for p in (*KERAS_STACK, *extra)]
+    """Pinned explicitly: MLflow's own inference reloads the model in a subprocess (slow).
+    The backend is the one this process trains with: a JAX machine need not have TensorFlow."""
+    return [f"{p}=={version(p)}" for p in ("keras", keras.backend.backend(), "numpy", *extra)]
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:

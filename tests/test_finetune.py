@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -182,7 +183,7 @@ def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
     """experiment=finetune, small: 3 one-epoch trials from scratch or from `base`, the best retrained for 2."""
     cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
                                  "trainer.verbose=0", "tuner.max_trials=3", "tuner.initial_points=3",
-                                 "trainer.epochs=1", "selection.retrain_epochs=2", "search.photo.size.values=[32,40]"])
+                                 "trainer.epochs=1", "selection.retrain_epochs=2", "photo.size=32"])
     cfg.search.finetune.base["values"] = ["none", base]
     for entry in ("trainable", "warmup_epochs"):
         cfg.search.finetune[entry]["when"] = {"finetune.base": [base]}
@@ -198,8 +199,10 @@ def test_photo_sweep_registers_its_best_trial_and_resumes(store, folder, tmp_pat
     experiment = client.get_experiment_by_name("fmnist-photos").experiment_id
     trials = [r for r in client.search_runs([experiment]) if "trial_id" in r.data.tags]
     assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
-    for r in trials:  # params carry the config paths; a from-scratch trial has a size, a start from weights none
-        assert ("photo.size" in r.data.params) == (r.data.params["finetune.base"] == "none")
+    for r in trials:  # params carry the config paths; what trains is searched only for a start from weights
+        assert ("finetune.trainable" in r.data.params) == (r.data.params["finetune.base"] != "none")
+        size = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{r.info.run_id}/config.yaml"))["photo"]["size"]
+        assert size == (32 if r.data.params["finetune.base"] == "none" else 28)
     assert "registered models:/fmnist-photos/1" in out and "sweep time:" in out
     final = [r for r in client.search_runs([experiment]) if r.data.tags.get("role") == "final"]
     assert len(final) == 1 and {m.step for m in client.get_metric_history(final[0].info.run_id, "loss")} == {1, 2}

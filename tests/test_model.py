@@ -55,3 +55,11 @@ def test_mirror_averaged_model_is_the_mean_over_both_views_and_survives_saving(t
     averaged.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", custom_objects=CUSTOM_OBJECTS)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+
+
+def test_logged_requirements_name_the_backend_in_use():
+    """A model trained on JAX must not ask for TensorFlow where it is served (issue 17's first failure)."""
+    from fmnist.modelio import requirements
+
+    names = [r.split("==")[0] for r in requirements("pillow")]
+    assert names == ["keras", keras.backend.backend(), "numpy", "pillow"]
