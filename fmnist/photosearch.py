@@ -1,10 +1,10 @@
 """The photo sweep: keras-tuner searching how to fine-tune on a user's photos.
 
-Its space names config paths (`finetune.base`, `photo.size`, `model.learning_rate`): a
-trial's config is the base config with those paths set, validated once, and its params
-carry the same names, so any trial is rerun by `python -m fmnist.finetune` with them as
-overrides. `when:` limits an entry to trials where an earlier entry took given values
-(an input size only for a network from scratch).
+Its space names config paths (`finetune.base`, `model.learning_rate`): a trial's config is
+the base config with those paths set, validated once, and its params carry the same names,
+so any trial is rerun by `python -m fmnist.finetune` with them as overrides. `when:` limits
+an entry to trials where an earlier entry took given values (which layers train only for
+a start from Fashion-MNIST weights).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from fmnist.callbacks import Pace
 from fmnist.config import Config, ConfigError, SearchParam, check_paths, input_side
-from fmnist.finetune import fit_and_log, load_base, register_photo_model
+from fmnist.photorun import fit_and_log, load_base, register_photo_model
 from fmnist.photoset import PhotoData
 from fmnist.preprocess import SIZE
 from fmnist.registry import best_eligible, publish_leaderboard
@@ -117,9 +117,9 @@ def usable_space(cfg: Config) -> Config:
         return cfg
     print(f"note: search.finetune.base: {', '.join(str(v) for v in p.values if v not in usable)} not found in "
           f"{mlflow.get_tracking_uri()}; trials start from {', '.join(map(str, usable))} only", file=sys.stderr)
-    search = {path: e for path, e in cfg.search.items()  # entries only for the dropped starts go too
+    search = {path: p.model_copy(update={"values": usable}) if path == "finetune.base" else e  # order kept
+              for path, e in cfg.search.items()  # entries only for the dropped starts go too
               if not e.when or set(e.when.get("finetune.base", usable)) & set(usable)}
-    search["finetune.base"] = p.model_copy(update={"values": usable})
     return cfg.model_copy(update={"search": search})
 
 

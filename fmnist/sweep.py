@@ -38,7 +38,7 @@ from fmnist.reports.sweep import typed
 from fmnist.registry import best_eligible, close_interrupted, leaderboard, publish_leaderboard, register
 from fmnist.tracking import flatten, run_tags, use_store
 from fmnist.train import seed_everything
-from fmnist.finetune import photo_data
+from fmnist.photorun import photo_data
 from fmnist.photosearch import finalize_photos, usable_space
 from fmnist.tuning import SpaceHyperModel, format_hp, make_tuner
 
@@ -126,11 +126,12 @@ def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minute
     """The closing table: top trials and where the registered model is."""
     rows = leaderboard(MlflowClient(), mlflow.get_run(parent_id))
     print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
-    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} {'test':>7}  hyperparameters")
+    test = not cfg.photos  # photos have no test set: the validation photos are the check
+    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} " + ("   test  " if test else " ") + "hyperparameters")
     for r in rows[:5]:
         hp = format_hp({k[3:]: typed(v) for k, v in r.items() if k.startswith("hp.")})
-        print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} "
-              f"{r['test_accuracy']:7.4f}  {hp}")
+        shown = f"{r['test_accuracy']:7.4f}  " if test else ""
+        print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} {shown}{hp}")
     name, alias = (cfg.finetune.registered_model if cfg.photos else cfg.mlflow.registered_model), cfg.selection.alias
     print(f"sweep time: {minutes:.1f} min in all this run (data and photo preparation included)")
     if rows_best is None:
