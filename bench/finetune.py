@@ -38,8 +38,8 @@ def recipes(base: str, epochs: int) -> dict[str, list[str]]:
         "fine-tune all (3 epochs warm-up)": [f"model={base}", "finetune.trainable=all", "finetune.warmup_epochs=3",
                                              *common],
         "from scratch, same network, 28x28": ["model=none", *common],
-        "from scratch, experiment=finetune": ["experiment=finetune", "model=none", "photo.input=colour",
-                                              "photo.size=64", f"trainer.epochs={epochs}"],
+        "from scratch, experiment=finetune's network, 64x64 colour": [
+            "experiment=finetune", "model=none", "photo.size=64", f"trainer.epochs={epochs}"],
     }
 
 
