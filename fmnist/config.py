@@ -7,6 +7,7 @@ so a typo costs a second, not a training run.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Optional, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -209,6 +210,15 @@ class SweepConfig(Strict):
     trial_minutes: float = Field(0, ge=0, description="a trial projected to take longer fails a few batches in; "
                                  "0: no limit")
 
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, name: str) -> str:
+        """It names the folder under `dir` that keras-tuner deletes on a fresh start: `..` must not."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+            raise ValueError("must be a plain name: letters, digits, '_', '.', '-', not starting with '.' "
+                             "(it names a folder under sweep.dir)")
+        return name
+
 
 class SelectionConfig(Strict):
     max_gap: float = Field(0.03, ge=0.0, le=1.0)
@@ -348,6 +358,8 @@ class Config(TrainConfig):
                              "(a folder with one subfolder of labelled photos per class)")
         if unknown:
             raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
+        check_ranges(self, {name: (path, self.search[name]) for name, path in TRAINER_PATHS.items()
+                            if name in self.search})
         if self.tuner.kind == "hyperband" and "epochs" in self.search:
             raise ValueError("search.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it from the space")
         if self.cluster.workers and self.distributed.role != "none":
@@ -356,7 +368,8 @@ class Config(TrainConfig):
 
 
 def check_paths(cfg: Config) -> None:
-    """A photo sweep's space names config paths (`photo.size`), each of which must exist."""
+    """A photo sweep's space names config paths (`photo.size`), each of which must exist and
+    take every value the entry can give it."""
     dumped = cfg.model_dump()
     for path, p in cfg.search.items():
         for key in [path, *(p.when or {})]:
@@ -366,6 +379,42 @@ def check_paths(cfg: Config) -> None:
                     raise ConfigError(f"search.{key}: not a config path; photo sweeps search paths such as "
                                       "finetune.base, photo.size, model.learning_rate (experiment=finetune)")
                 node = node[part]
+    try:
+        check_ranges(cfg, {path: (path, p) for path, p in cfg.search.items()})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+# Searchable names the trainer reads directly (the model's are checked as each trial's model is built),
+# checked against the trainer's ranges before any training.
+TRAINER_PATHS = {"epochs": "trainer.epochs", "batch_size": "trainer.batch_size"}
+
+
+def candidates(p: SearchParam) -> list[Any]:
+    """The values an entry can give, or its ends: what must all pass the target's range."""
+    if p.type == "choice":
+        return list(p.values)
+    if p.type == "fixed":
+        return [p.value]
+    if p.type == "boolean":
+        return [False, True]
+    return [int(p.min), int(p.max)] if p.type == "int" else [p.min, p.max]
+
+
+def check_ranges(cfg: BaseModel, entries: dict[str, tuple[str, SearchParam]]) -> None:
+    """Each entry's values validated where they land (`trainer.epochs`), so an epochs of 0 in a
+    space fails here, with one line, and not as a silently different trial."""
+    for name, (path, p) in entries.items():
+        *parents, leaf = path.split(".")
+        owner = cfg
+        for part in parents:
+            owner = getattr(owner, part)
+        for value in candidates(p):
+            try:
+                type(owner).model_validate({**owner.model_dump(), leaf: value}, context={"side": None})
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"search.{name}: {value!r} is out of range for {path} ({msg})") from None
 
 
 def check_start(cfg: Config) -> None:

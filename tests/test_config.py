@@ -43,7 +43,7 @@ def test_every_experiment_is_valid(name):
 
 
 def test_a_photo_sweep_without_photos_says_to_give_them():
-    with pytest.raises(ConfigError, match="search.finetune.[a-z.]+: a photo sweep.s entry; give the photos: photos=DIR"):
+    with pytest.raises(ConfigError, match="search.finetune.[a-z.]+: a photo sweep.s entry; give the photos"):
         validate(Config, compose_cfg("config", ["experiment=finetune"]))
 
 
@@ -58,3 +58,10 @@ def test_cli_fails_before_loading_data(tmp_path):
         "error: config: model.conv_blocks[0].filters=0: Input should be greater than or equal to 1"
     ]
     assert not (tmp_path / "mlflow.db").exists(), "no run may be created for a bad config"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "a/b", ""])
+def test_a_sweep_name_must_be_a_plain_name(name):
+    """keras-tuner deletes <sweep.dir>/<sweep.name> on a fresh start: `..` would be the working folder."""
+    with pytest.raises(ConfigError, match="sweep.name="):
+        validate(Config, compose_cfg("config", [f"sweep.name='{name}'"]))

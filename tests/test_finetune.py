@@ -179,6 +179,13 @@ def test_a_photo_space_names_real_config_paths(store, folder, tmp_path, path):
         sweep(validate(Config, cfg))
 
 
+def test_a_photo_space_value_out_of_range_fails_before_training(store, folder, tmp_path):
+    cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", "search.trainer.batch_size.values=[0,32]"])
+    with pytest.raises(ConfigError, match=r"search.trainer.batch_size: 0 is out of range for trainer.batch_size"):
+        sweep(validate(Config, cfg))
+    assert not Path("sweeps").exists()
+
+
 def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
     """experiment=finetune, small: 3 one-epoch trials from scratch or from `base`, the best retrained for 2."""
     cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",

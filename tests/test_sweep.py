@@ -140,6 +140,9 @@ def test_sigkill_mid_trial_then_resume(store, tmp_path):
     ({"epochs": {"type": "int", "min": 5, "max": 2}}, "search.epochs: min 5 is above max 2"),
     ({"width": {"type": "int", "min": 1, "max": 2}}, "search.width: unknown hyperparameter; allowed: conv_blocks"),
     ({"filters": {"type": "choice"}}, "search.filters: type 'choice' needs a non-empty 'values' list"),
+    ({"epochs": {"type": "int", "min": 0, "max": 3}}, "search.epochs: 0 is out of range for trainer.epochs"),
+    ({"epochs": {"type": "fixed", "value": -2}}, "search.epochs: -2 is out of range for trainer.epochs"),
+    ({"batch_size": {"type": "choice", "values": [64, 0]}}, "search.batch_size: 0 is out of range for trainer.batch_size"),
 ])
 def test_invalid_space_is_rejected_before_training(entry, message):
     with pytest.raises(ConfigError) as e:
