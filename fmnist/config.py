@@ -379,6 +379,13 @@ def check_paths(cfg: Config) -> None:
                     raise ConfigError(f"search.{key}: not a config path; photo sweeps search paths such as "
                                       "finetune.base, photo.size, model.learning_rate (experiment=finetune)")
                 node = node[part]
+    declared: list[str] = []
+    for path, p in cfg.search.items():
+        if p.when and (len(p.when) != 1 or next(iter(p.when)) not in declared):
+            raise ConfigError(f"search.{path}.when: name one entry declared above it, e.g. {{finetune.base: [best]}}")
+        declared.append(path)
+    if cfg.tuner.kind == "hyperband":
+        raise ConfigError("tuner.kind=hyperband: photo sweeps take random or bayesian (their trials set their own epochs)")
     try:
         check_ranges(cfg, {path: (path, p) for path, p in cfg.search.items()})
     except ValueError as e:

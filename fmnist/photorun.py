@@ -34,9 +34,13 @@ def load_base(cfg: Config) -> keras.Model | None:
     if cfg.finetune.from_scratch:
         return None
     try:
-        return load_classifier(cfg.finetune.base, cfg.mlflow.registered_model).model
+        model = load_classifier(cfg.finetune.base, cfg.mlflow.registered_model).model
     except NoModelError as e:
         raise ConfigError(f"finetune.base={cfg.finetune.base}: {e}; or start from scratch with model=none") from None
+    if tuple(model.input_shape[1:]) != cfg.photo.shape:
+        raise ConfigError(f"finetune.base={cfg.finetune.base}: takes {model.input_shape[1:]} inputs, not the "
+                          f"{cfg.photo.shape} of photo.input={cfg.photo.input} photo.size={cfg.photo.size}")
+    return model
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:

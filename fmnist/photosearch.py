@@ -146,7 +146,9 @@ def finalize_photos(cfg: Config, parent: Run, data: PhotoData) -> dict[str, Any]
     trial = Config.model_validate(raw, context=input_side(raw))
     source = {**best, "model_uri": mlflow.get_run(best["run_id"]).data.tags["model_uri"]}
     if cfg.selection.retrain_epochs:
-        source = max(source, retrain(cfg, trial, best, data), key=lambda r: r["val_accuracy"])
+        longer = retrain(cfg, trial, best, data)
+        if longer["overfit_gap"] <= cfg.selection.max_gap:  # as for Fashion-MNIST: no model that overfits
+            source = max(source, longer, key=lambda r: r["val_accuracy"])
     version, moved, held = register_photo_model(source["run_id"], source["model_uri"], trial, data,
                                                 source["val_accuracy"])
     mlflow.log_metrics({"best_val_accuracy": source["val_accuracy"], "best_overfit_gap": source["overfit_gap"]})

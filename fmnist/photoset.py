@@ -182,7 +182,11 @@ def load_photo_data(photos: str, validation: str | None, val_fraction: float, se
     folder's, or a stratified seeded share of each class of `photos`."""
     every = scan(photos)
     if validation:
-        return PhotoData(every, scan(validation, every.classes), cache_root, limits, workers)
+        val = scan(validation, every.classes)
+        if not val.files:
+            raise PhotoSetError(f"{validation}: no images in folders named as the classes of {photos} "
+                                f"({', '.join(every.classes)})")
+        return PhotoData(every, val, cache_root, limits, workers)
     train_idx, val_idx = stratified_split(every.labels, val_fraction, seed)
     for c in np.flatnonzero(np.bincount(every.labels, minlength=len(every.classes)) == 1):
         warn(f"{Path(photos) / every.classes[c]}: only 1 photo; it trains, none of this class is validated")

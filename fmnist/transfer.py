@@ -35,17 +35,18 @@ class RandomTone(layers.Layer):
 
 
 def augmenter(a: PhotoAugment, seed: int) -> list[layers.Layer]:
-    """The training-time layers `a` asks for, in the order a camera would cause them."""
-    fill = {"fill_mode": "constant", "seed": seed}
+    """The training-time layers `a` asks for, in the order a camera would cause them. Each
+    has a seed of its own: with one seed they would draw the same numbers (every flipped
+    image also shifted the same way)."""
     steps = [
-        a.flip and layers.RandomFlip("horizontal", seed=seed),
-        a.rotate and layers.RandomRotation(a.rotate, **fill),
-        a.perspective and layers.RandomPerspective(factor=0.5, scale=a.perspective, seed=seed),
-        a.zoom and layers.RandomZoom(a.zoom, **fill),
-        a.shift and layers.RandomTranslation(a.shift, a.shift, **fill),
-        (a.brightness or a.contrast) and RandomTone(a.brightness, a.contrast, seed),
+        a.flip and (lambda s: layers.RandomFlip("horizontal", seed=s)),
+        a.rotate and (lambda s: layers.RandomRotation(a.rotate, fill_mode="constant", seed=s)),
+        a.perspective and (lambda s: layers.RandomPerspective(factor=0.5, scale=a.perspective, seed=s)),
+        a.zoom and (lambda s: layers.RandomZoom(a.zoom, fill_mode="constant", seed=s)),
+        a.shift and (lambda s: layers.RandomTranslation(a.shift, a.shift, fill_mode="constant", seed=s)),
+        (a.brightness or a.contrast) and (lambda s: RandomTone(a.brightness, a.contrast, s)),
     ]
-    return [s for s in steps if s]
+    return [make(seed + i) for i, make in enumerate(steps) if make]
 
 
 def new_classifier(base: keras.Model, classes: int, dropout: float) -> keras.Model:
@@ -107,9 +108,9 @@ def train_stages(net: keras.Model, cfg: Config, train: tuple[np.ndarray, np.ndar
     if cfg.trainer.lr_schedule == "cosine":
         callbacks = [*callbacks, cosine_schedule(cfg.model.learning_rate, cfg.trainer.epochs)]
     start = 0
-    for end, which in stages(cfg):
+    for stage, (end, which) in enumerate(stages(cfg)):
         set_trainable(net, which)
-        model = compiled(net, cfg, seed)
+        model = compiled(net, cfg, seed + 100 * stage)  # a stage does not replay the last one's draws
         h = model.fit(train[0], onehot(train[1]), batch_size=cfg.trainer.batch_size, epochs=end, initial_epoch=start,
                       validation_data=(val[0], onehot(val[1])), callbacks=callbacks, verbose=cfg.trainer.verbose)
         for k, v in h.history.items():
