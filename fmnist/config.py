@@ -382,10 +382,11 @@ def check_paths(cfg: Config) -> None:
     declared: list[str] = []
     for path, p in cfg.search.items():
         if p.when and (len(p.when) != 1 or next(iter(p.when)) not in declared):
-            raise ConfigError(f"search.{path}.when: name one entry declared above it, e.g. {{finetune.base: [best]}}")
+            raise ConfigError(f"search.{path}.when: name one entry declared above it "
+                              "(e.g. {finetune.base: [best]})")
         declared.append(path)
     if cfg.tuner.kind == "hyperband":
-        raise ConfigError("tuner.kind=hyperband: photo sweeps take random or bayesian (their trials set their own epochs)")
+        raise ConfigError("tuner.kind=hyperband: photo sweeps take random or bayesian (trials set their epochs)")
     try:
         check_ranges(cfg, {path: (path, p) for path, p in cfg.search.items()})
     except ValueError as e:

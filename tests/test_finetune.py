@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from fmnist.config import Config, ConfigError, validate
 from fmnist.finetune import finetune
-from fmnist.photoset import PhotoCache, PhotoSetError, prepare_all, scan, stratified_split
+from fmnist.photoset import PhotoCache, PhotoSetError, load_photo_data, prepare_all, scan, stratified_split
 from fmnist.predict import compose_config, predict
 from fmnist.preprocess import Limits, PhotoSettings
 from fmnist.sweep import sweep
@@ -90,6 +91,8 @@ def test_finetune_registers_a_model_that_speaks_its_classes(store, folder, tmp_p
     assert served["class_id"][1] == -1 and "not an image" in served["error"][1]
     answer = served_answer(ref, store, tmp_path, b64(next((folder / "t-shirt").iterdir())))
     assert answer["class_name"] in CLASSES and len(answer["probabilities"]) == len(CLASSES)
+    with pytest.raises(ConfigError, match=r"takes \(32, 32, 3\) inputs, not the \(28, 28, 1\)"):
+        finetune(cfg_for(folder, tmp_path, f"finetune.base={ref}"))  # a colour photo model as a 28x28 start
 
 
 def test_finetune_from_a_fashion_mnist_model_and_the_alias_compares_on_the_same_photos(store, folder, tmp_path):
@@ -144,6 +147,24 @@ def test_bad_folders_and_configs_fail_before_training(tmp_path):
         validate(Config, compose_cfg("config", [f"photos={tmp_path}", "photo.size=64"]))
 
 
+def test_a_validation_folder_without_the_classes_is_one_line(folder, tmp_path):
+    (tmp_path / "other" / "Shoes").mkdir(parents=True)
+    shutil.copy(next((folder / "shoes").iterdir()), tmp_path / "other" / "Shoes")
+    with pytest.raises(PhotoSetError, match="no images in folders named as the classes of"):
+        load_photo_data(str(folder), str(tmp_path / "other"), 0.15, 0, str(tmp_path / "c"), Limits(), 1)
+
+
+def test_a_photo_space_is_checked_before_training(store, folder):
+    hyperband = compose_cfg("config", ["experiment=finetune", f"photos={folder}", "tuner=hyperband"])
+    with pytest.raises(ConfigError, match="tuner.kind=hyperband: photo sweeps take random or bayesian"):
+        sweep(validate(Config, hyperband))
+    later = compose_cfg("config", ["experiment=finetune", f"photos={folder}"])
+    with open_dict(later):
+        later.search.finetune.base["when"] = {"model.learning_rate": [0.001]}  # declared below it
+    with pytest.raises(ConfigError, match="search.finetune.base.when: name one entry declared above"):
+        sweep(validate(Config, later))
+
+
 def test_split_is_stratified_and_seeded():
     labels = np.repeat(np.arange(3), [10, 4, 1])
     train, val = stratified_split(labels, 0.25, seed=1)
@@ -171,8 +192,6 @@ def test_cache_is_reused_and_invalidated_by_a_setting_or_a_changed_photo(folder,
 @pytest.mark.parametrize("path", ["photo.bogus", "finetune.nonsense"])
 def test_a_photo_space_names_real_config_paths(store, folder, tmp_path, path):
     cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path}/c"])
-    from omegaconf import OmegaConf
-
     OmegaConf.set_struct(cfg, False)
     OmegaConf.update(cfg, f"search.{path}", {"type": "fixed", "value": 1}, force_add=True)
     with pytest.raises(ConfigError, match=f"search.{path}: not a config path"):
