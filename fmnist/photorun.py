@@ -19,6 +19,7 @@ from fmnist.registry import register_if_better
 from fmnist.reports.photos import log_photo_reports
 from fmnist.serving import NoModelError, load_classifier, log_photo_model
 from fmnist.tracking import EpochLogger
+from fmnist.train import accuracy
 from fmnist.transfer import for_inference, train_stages
 
 
@@ -41,10 +42,6 @@ def load_base(cfg: Config) -> keras.Model | None:
         raise ConfigError(f"finetune.base={cfg.finetune.base}: takes {model.input_shape[1:]} inputs, not the "
                           f"{cfg.photo.shape} of photo.input={cfg.photo.input} photo.size={cfg.photo.size}")
     return model
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(model.predict(x, batch_size=256, verbose=0).argmax(1) == y))
 
 
 def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
