@@ -1,9 +1,10 @@
 # The two commands a new user needs: `make sweep` (the main job) and `make test`.
 # Both install everything first (packages and data); ARGS passes Hydra overrides or pytest flags.
+# `make test` is the fast tier (tests not marked slow, under 3 minutes); `make test-all` runs every test, as CI does.
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: setup sweep test
+.PHONY: setup sweep test test-all
 setup:
 	PYTHON=$(PYTHON) scripts/setup.sh
 
@@ -11,4 +12,7 @@ sweep: setup
 	$(PYTHON) -m fmnist.sweep $(ARGS)
 
 test: setup
+	$(PYTHON) -m pytest -m "not slow" $(ARGS)
+
+test-all: setup
 	$(PYTHON) -m pytest $(ARGS)

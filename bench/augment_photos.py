@@ -18,15 +18,15 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-
-from fmnist.config import Augment, ConvBlock, DenseLayer, ModelConfig, TrainerConfig
-from fmnist.data import Splits, load_splits
-from fmnist.model import build_model, mirror_averaged
-from fmnist.predict import compose_config
-from fmnist.preprocess import prepare, read_image
-from fmnist.serving import probabilities
-from fmnist.train import fit, seed_everything
 from real_photos import ACCEPTED, photo_folders
+
+from fmnist import cli
+from fmnist.config import Augment, ConvBlock, DenseLayer, ModelConfig, TrainerConfig
+from fmnist.photos.preprocess import prepare, read_image
+from fmnist.photos.serving import probabilities
+from fmnist.training.data import Splits, load_splits
+from fmnist.training.fitting import fit, seed_everything
+from fmnist.training.model import build_model, mirror_averaged
 
 SETTINGS = {
     "flip + 1-px shift": Augment(flip=True, shift=0.05),
@@ -42,7 +42,7 @@ ARCHITECTURE = ModelConfig(
 
 def labelled_photos(root: Path) -> tuple[np.ndarray, list[set[int]]]:
     """Model inputs of the labelled photos and, for each, the classes counted as correct."""
-    cfg = compose_config([f"images={root}"])
+    cfg = cli.config("predict", [f"images={root}"])
     x, accepted = [], []
     for folder, files in photo_folders(root).items():
         for path in files if ACCEPTED[folder] else []:
@@ -64,7 +64,7 @@ def score(model, x_test: np.ndarray, y_test: np.ndarray, x_photos: np.ndarray,
           accepted: list[set[int]]) -> tuple[float, float]:
     """(Fashion-MNIST test accuracy, real-photo accuracy)."""
     test = float(np.mean(probabilities(model, x_test[..., 0]).argmax(1) == y_test))
-    photos = float(np.mean([p in ok for p, ok in zip(probabilities(model, x_photos).argmax(1), accepted)]))
+    photos = float(np.mean([p in ok for p, ok in zip(probabilities(model, x_photos).argmax(1), accepted, strict=False)]))
     return test, photos
 
 

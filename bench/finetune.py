@@ -19,13 +19,15 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-
-from fmnist.data import CLASS_NAMES
-from fmnist.finetune import compose_config, finetune
-from fmnist.photoset import PhotoCache, PhotoSet, prepare_all, scan
-from fmnist.preprocess import Limits, PhotoSettings
-from fmnist.serving import Classifier, NoModelError, load_classifier, probabilities
 from real_photos import ACCEPTED
+
+from fmnist import cli
+from fmnist.config import Limits, PhotoSettings
+from fmnist.errors import NoModelError
+from fmnist.photos.finetuning import finetune
+from fmnist.photos.photoset import PhotoCache, PhotoSet, prepare_all, scan
+from fmnist.photos.serving import Classifier, load_classifier, probabilities
+from fmnist.training.data import CLASS_NAMES
 
 CACHE = "~/.cache/fmnist/photos"
 
@@ -64,12 +66,12 @@ def score_same_classes(clf: Classifier, photos: PhotoSet) -> list[float]:
 def score_zero_shot(clf: Classifier, photos: PhotoSet) -> list[float]:
     labels, names = predicted(clf, photos)
     accepted = [{CLASS_NAMES[i] for i in ACCEPTED.get(name, set())} for name in photos.classes]
-    correct = np.array([n in accepted[y] for y, n in zip(labels, names)])
+    correct = np.array([n in accepted[y] for y, n in zip(labels, names, strict=False)])
     return [float(correct.mean()), *per_class(photos, labels, correct)]
 
 
 def run_recipe(overrides: list[str], train_dir: Path) -> tuple[Classifier, float]:
-    cfg = compose_config([*overrides, f"photos={train_dir}", "mlflow.experiment=bench-finetune",
+    cfg = cli.config("finetune", [*overrides, f"photos={train_dir}", "mlflow.experiment=bench-finetune",
                           "finetune.registered_model=bench-finetune", "trainer.verbose=0"])
     start = time.perf_counter()
     run_id = finetune(cfg)

@@ -18,17 +18,14 @@ import time
 
 import keras
 import mlflow
-from hydra import compose, initialize_config_dir
 
-from fmnist.cli import CONF_DIR
-from fmnist.config import Config, validate
-from fmnist.data import load_splits
-from fmnist.model import build_model
-from fmnist.tracking import EpochLogger
-from fmnist.train import fit, seed_everything
+from fmnist import cli
+from fmnist.training.data import load_splits
+from fmnist.training.fitting import fit, seed_everything
+from fmnist.training.model import build_model
+from fmnist.training.tracking import EpochLogger
 
-with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-    SEED_FINAL = validate(Config, compose("config", ["experiment=seed_final"]))
+SEED_FINAL = cli.config("train", ["experiment=seed_final"])
 
 
 def timed(train_once) -> float:

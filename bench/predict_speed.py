@@ -17,8 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fmnist.predict import Row, classify, collect, compose_config, prepare_row
-from fmnist.serving import load_keras
+from fmnist import cli
+from fmnist.photos.predicting import Row, classify, collect, prepare_row
+from fmnist.photos.serving import load_keras
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--photos", dest="count", type=int, default=300, help="how many photos to time")
     parser.add_argument("overrides", nargs="*", help="conf/predict.yaml overrides")
     args = parser.parse_args()
-    cfg = compose_config([*args.overrides, f"images={args.photos}"])
+    cfg = cli.config("predict", [*args.overrides, f"images={args.photos}"])
     files = [r.file for r in collect(cfg.images, recursive=True) if not r.error]
     files = list(itertools.islice(itertools.cycle(files), args.count))
 

@@ -22,10 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fmnist.data import CLASS_NAMES
-from fmnist.predict import PredictConfig, compose_config, is_image_name
-from fmnist.preprocess import SIZE, prepare, read_image
-from fmnist.serving import load_keras, probabilities
+from fmnist import cli
+from fmnist.config import SIZE, PredictConfig
+from fmnist.photos.predicting import is_image_name
+from fmnist.photos.preprocess import prepare, read_image
+from fmnist.photos.serving import load_keras, probabilities
+from fmnist.training.data import CLASS_NAMES
 
 # The photos' README: folder -> Fashion-MNIST classes counted as correct; empty: no such class.
 ACCEPTED = {
@@ -99,7 +101,7 @@ def main() -> None:
     parser.add_argument("photos", type=Path, help="folder of garment-type folders (../shared/real-photos)")
     parser.add_argument("overrides", nargs="*", help="conf/predict.yaml overrides, e.g. photo.floor=0.2")
     args = parser.parse_args()
-    cfg = compose_config([*args.overrides, f"images={args.photos}"])
+    cfg = cli.config("predict", [*args.overrides, f"images={args.photos}"])
     if cfg.mlflow.tracking_uri:
         import mlflow
 

@@ -19,13 +19,13 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-
 from augment_photos import arguments, labelled_photos, score, side_by_side, train_one
-from fmnist.config import Augment
-from fmnist.data import Splits
-from fmnist.predict import compose_config
-from fmnist.preprocess import fill_holes, frame, garment_mask, read_image, shrink, to_input
 from real_photos import ACCEPTED, photo_folders
+
+from fmnist import cli
+from fmnist.config import Augment
+from fmnist.photos.preprocess import fill_holes, frame, garment_mask, read_image, shrink, to_input
+from fmnist.training.data import Splits
 
 AUG = Augment(flip=True, shift=0.05)
 
@@ -38,7 +38,7 @@ def silhouettes(x: np.ndarray) -> np.ndarray:
 
 def photo_silhouettes(root: Path) -> np.ndarray:
     """Each labelled photo's garment mask, framed and resized as its model input is."""
-    cfg = compose_config([f"images={root}"])
+    cfg = cli.config("predict", [f"images={root}"])
     s, out = cfg.photo, []
     for folder, files in photo_folders(root).items():
         for path in files if ACCEPTED[folder] else []:

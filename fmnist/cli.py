@@ -1,48 +1,97 @@
-"""The one way every entry point starts: compose with Hydra, validate, run, exit cleanly."""
+"""The one way every entry point starts: compose with Hydra, validate, run, exit cleanly.
+
+The YAML lives inside the package (`fmnist/conf`, found as `pkg://fmnist.conf`), so an
+installed fmnist works from any folder; users add their own config folders with Hydra's
+`--config-dir DIR` or `hydra.searchpath=[file://DIR]`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from pathlib import Path
-from typing import Callable, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import hydra
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from pydantic import BaseModel
 
-from fmnist.config import ConfigError, validate
-from fmnist.data import DataError
-from fmnist.distributed import DistributedError
+from fmnist.config import Config, PredictConfig, ReportCommand, validate
+from fmnist.errors import EXIT_USAGE, ConfigError, FmnistError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-S = TypeVar("S", bound=BaseModel)
-
-# exit status: 0 done, 1 the job failed (bad data, nothing predicted), 2 usage / config error
-EXIT_FAILED, EXIT_USAGE = 1, 2
+CONF = "pkg://fmnist.conf"
 
 
-def entry(config_name: str, schema: type[S], job: Callable[[S], int | None]) -> Callable[[], None]:
-    """A Hydra main for `job`: the composed config is checked against `schema` before `job`
-    starts, and expected failures print one `error:` line instead of a traceback."""
+@dataclass(frozen=True)
+class Command:
+    """What a command composes: its top config file, the schema that checks it, and where
+    its `model=REF` goes (see `renamed`)."""
 
-    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
-    def main(cfg: DictConfig) -> None:
+    config_name: str
+    schema: type[BaseModel]
+    model_key: str | None = None
+
+
+COMMANDS = {
+    "train": Command("config", Config),
+    "sweep": Command("config", Config),
+    "finetune": Command("config", Config, "finetune.base"),
+    "predict": Command("predict", PredictConfig, "model.ref"),
+    "report": Command("report", ReportCommand, "model_ref"),
+}
+
+
+def entry(command: str, job: str) -> Callable[[], None]:
+    """A Hydra main for `job` ("package.module:function"): the composed config is checked
+    against the command's schema before the job's module is imported (so a config error
+    costs no TensorFlow start), and expected failures print one `error:` line instead of a
+    traceback. The job's int result is the exit status (anything else: 0)."""
+    c = COMMANDS[command]
+
+    @hydra.main(config_path=CONF, config_name=c.config_name, version_base="1.3")
+    def hydra_main(cfg: DictConfig) -> None:
         try:
-            typed = validate(schema, cfg)
+            typed = validate(c.schema, cfg)
         except ConfigError as e:
             for line in str(e).splitlines():
                 print(f"error: config: {line}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
         try:
-            sys.exit(job(typed) or 0)
-        except ConfigError as e:  # found only once the job looks around (a resumed sweep, a chief)
-            print(f"error: config: {e}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
-        except DataError as e:
-            print(f"error: data: {e}", file=sys.stderr)
-            sys.exit(EXIT_FAILED)
-        except DistributedError as e:
-            print(f"error: distributed: {e}", file=sys.stderr)
-            sys.exit(EXIT_FAILED)
+            module, function = job.split(":")
+            result = getattr(importlib.import_module(module), function)(typed)
+            sys.exit(result if isinstance(result, int) else 0)
+        except FmnistError as e:  # found only once the job looks around (data, a resumed sweep, a chief)
+            print(f"error: {e.label}: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+
+    def main() -> None:
+        sys.argv[1:] = renamed(sys.argv[1:], c.model_key)
+        hydra_main()
 
     return main
+
+
+def renamed(argv: list[str], model_key: str | None) -> list[str]:
+    """`model=REF` -> `<model_key>=REF` for the commands that take a trained model: Hydra would
+    read `model=` as a choice in the conf/model/ group (the architectures train and sweep build)."""
+    if not model_key:
+        return argv
+    return [f"{model_key}={a.removeprefix('model=')}" if a.startswith("model=") else a for a in argv]
+
+
+def compose(command: str, overrides: list[str]) -> DictConfig:
+    """The raw config `python -m fmnist.<command> overrides...` would compose."""
+    c = COMMANDS[command]
+    if GlobalHydra.instance().is_initialized():  # inside a command: Hydra already has the config tree
+        return hydra_compose(c.config_name, overrides=renamed(overrides, c.model_key))
+    with initialize_config_module(config_module="fmnist.conf", version_base="1.3"):
+        return hydra_compose(c.config_name, overrides=renamed(overrides, c.model_key))
+
+
+def config(command: str, overrides: list[str]) -> Any:
+    """The checked config that command would run with (for benches and tests)."""
+    return validate(COMMANDS[command].schema, compose(command, overrides))
+

@@ -2,57 +2,93 @@
 
 Hydra composes YAML; pydantic then checks each value's type and range and rejects
 unknown keys. Each problem becomes one line that names the key and what is allowed,
-so a typo costs a second, not a training run.
+so a typo costs a second, not a training run. Every value lives in the YAML under
+fmnist/conf and nowhere else: these models hold types, ranges and cross-field rules but
+no defaults, so the two cannot disagree (a key the YAML lacks fails validation).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional, TypeVar
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fmnist.preprocess import SIZE, PhotoSettings
+from fmnist.errors import ConfigError
+from fmnist.search.paths import EACH, list_of, node, parts
 
+SIZE = 28  # Fashion-MNIST's side
 Padding = Literal["same", "valid"]
+Mode = Literal["auto", "photo", "fmnist"]  # predict: how an input is prepared
+Look = Literal["fmnist", "colour", "plain"]  # photo.input: what a model takes
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
-
-
-class ConfigError(ValueError):
-    """A bad config value; one line per problem, meant for the user."""
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False, validate_default=True)
 
 
+class Limits(Strict):
+    """What a readable image may be: tiny images hold no garment, huge ones would exhaust memory."""
+
+    min_side: int = Field(ge=1, description="pixels; smaller images are rejected (a 28x28 input passes)")
+    max_pixels: int = Field(ge=1, description="width x height above which an image is rejected unread")
+
+
+class PhotoSettings(Strict):
+    """The photo steps' knobs (their values: fmnist/conf/photo/default.yaml).
+    `input` and `size` say what the model takes: a model fine-tuned on a user's photos may
+    take a larger or colour input, and carries its settings so prediction matches training."""
+
+    input: Look = Field(description="fmnist: segmented, gray, negated (the dataset's look); "
+                        "colour: segmented, RGB on black; plain: the whole photo, RGB, no segmentation")
+    size: int = Field(ge=16, le=256, description="side of the square model input in pixels")
+    work_size: int = Field(ge=32, le=1024, description="longest side while segmenting (speed vs detail)")
+    border: float = Field(ge=0.0, lt=0.4, description="frame share GrabCut starts from as background")
+    grabcut_iters: int = Field(ge=1, le=20, description="GrabCut refinement rounds")
+    smooth: float = Field(ge=0.0, le=0.2, description="mask opening/closing kernel, share of work_size")
+    min_part: float = Field(ge=0.0, le=1.0, description="keep regions at least this share of the "
+                            "largest one (the second shoe of a pair)")
+    floor: float = Field(ge=0.0, le=1.0, description="darkest garment intensity, so a light garment "
+                         "does not vanish into the black background")
+    min_contrast: float = Field(gt=0.0, le=1.0, description="narrowest tone range stretched to [floor, 1]")
+    margin: float = Field(ge=0.0, le=0.4, description="black margin around the garment, share of the frame")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The model input this makes: (size, size, channels)."""
+        return (self.size, self.size, 1 if self.input == "fmnist" else 3)
+
+
 class ConvBlock(Strict):
-    filters: int = Field(32, ge=1, le=1024)
-    convs: int = Field(1, ge=1, le=4, description="conv layers in the block (2: VGG style)")
-    kernel: int = Field(3, ge=1, le=11)
-    stride: int = Field(1, ge=1, le=4, description="of the block's first conv (2: a cheap stem for large inputs)")
-    padding: Padding = "same"
-    pool: bool = True
-    batch_norm: bool = False
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    filters: int = Field(ge=1, le=1024)
+    convs: int = Field(ge=1, le=4, description="conv layers in the block (2: VGG style)")
+    kernel: int = Field(ge=1, le=11)
+    stride: int = Field(ge=1, le=4, description="of the block's first conv (2: a cheap stem for large inputs)")
+    padding: Padding
+    pool: bool
+    batch_norm: bool
+    dropout: float = Field(ge=0.0, lt=1.0)
 
 
 class DenseLayer(Strict):
-    units: int = Field(128, ge=1, le=8192)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    units: int = Field(ge=1, le=8192)
+    dropout: float = Field(ge=0.0, lt=1.0)
 
 
 class Augment(Strict):
     """Training-time augmentation; all off by default (the original project had none).
     With `flip`, the logged model also averages each prediction over the image and its
-    mirror image (`mirror_average`; fmnist.model.mirror_averaged)."""
+    mirror image (`mirror_average`; fmnist.training.model.mirror_averaged)."""
 
-    flip: bool = False
-    mirror_average: bool = True
-    shift: float = Field(0.0, ge=0.0, le=0.5)
-    zoom: float = Field(0.0, ge=0.0, le=0.5)
-    perspective: float = Field(0.0, ge=0.0, le=0.3, description="half the images warped, corners moved "
+    flip: bool
+    mirror_average: bool
+    shift: float = Field(ge=0.0, le=0.5)
+    zoom: float = Field(ge=0.0, le=0.5)
+    perspective: float = Field(ge=0.0, le=0.3, description="half the images warped, corners moved "
                                "by up to this share of the side, then re-framed as a photo is")
 
     @property
@@ -66,13 +102,13 @@ class Augment(Strict):
 
 
 class ModelConfig(Strict):
-    conv_blocks: list[ConvBlock] = []
-    pooling: Literal["flatten", "average"] = Field("flatten", description="what joins the conv blocks to the "
+    conv_blocks: list[ConvBlock]
+    pooling: Literal["flatten", "average"] = Field(description="what joins the conv blocks to the "
                                                    "dense layers: every position, or their mean per filter")
-    dense: list[DenseLayer] = [DenseLayer()]
-    augment: Augment = Augment()
-    optimizer: OptimizerName = "adam"
-    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    dense: list[DenseLayer]
+    augment: Augment
+    optimizer: OptimizerName
+    learning_rate: float = Field(gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _fits_input(self, info: ValidationInfo) -> "ModelConfig":
@@ -90,19 +126,19 @@ class ModelConfig(Strict):
 
 
 class DataConfig(Strict):
-    dir: Optional[str] = None
-    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
-    subset: Optional[int] = Field(None, ge=100, le=60000)
+    dir: Optional[str]
+    val_fraction: float = Field(gt=0.0, lt=0.5)
+    subset: Optional[int] = Field(ge=100, le=60000)
 
 
 class TrainerConfig(Strict):
-    epochs: int = Field(10, ge=1, le=1000)
-    batch_size: int = Field(32, ge=1, le=8192)
-    early_stopping: int = Field(0, ge=0, description="patience in epochs on val_loss; 0 turns it off")
-    reduce_lr: int = Field(0, ge=0, description="patience before halving the learning rate; 0 turns it off")
+    epochs: int = Field(ge=1, le=1000)
+    batch_size: int = Field(ge=1, le=8192)
+    early_stopping: int = Field(ge=0, description="patience in epochs on val_loss; 0 turns it off")
+    reduce_lr: int = Field(ge=0, description="patience before halving the learning rate; 0 turns it off")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="cosine: from the model's learning rate down to near 0 over the run's epochs")
-    verbose: int = Field(2, ge=0, le=2)
+        description="cosine: from the model's learning rate down to near 0 over the run's epochs")
+    verbose: int = Field(ge=0, le=2)
 
     @model_validator(mode="after")
     def _one_lr_policy(self) -> "TrainerConfig":
@@ -112,57 +148,39 @@ class TrainerConfig(Strict):
 
 
 class MlflowConfig(Strict):
-    tracking_uri: Optional[str] = None
-    experiment: str = "fmnist"
-    run_name: Optional[str] = None
-    log_model: bool = True
-    registered_model: str = "fmnist-cnn"
+    tracking_uri: Optional[str]
+    experiment: str
+    run_name: Optional[str]
+    log_model: bool
+    registered_model: str
 
 
 class ReportConfig(Strict):
     """The pictures every run logs (fmnist/reports). Sizes are capped so that drawing them
     costs a quick run under a tenth of its time: t-SNE is the slow one, so it gets its own sample."""
 
-    enabled: bool = True
-    embeddings: bool = Field(True, description="projector files and the PCA / t-SNE plots")
-    trial_embeddings: bool = Field(False, description="on every sweep trial too, not only on the registered model")
-    embed_sample: int = Field(1000, ge=10, le=10000, description="test images in the projector and PCA plot")
-    tsne_sample: int = Field(250, ge=10, le=10000, description="of those, the first N go into t-SNE")
-    mistakes: int = Field(24, ge=1, le=100, description="most confident test mistakes in the grid")
-    seed: int = Field(0, ge=0, description="picks the sample: the same test images for every run")
+    enabled: bool
+    embeddings: bool = Field(description="projector files and the PCA / t-SNE plots")
+    trial_embeddings: bool = Field(description="on every sweep trial too, not only on the registered model")
+    embed_sample: int = Field(ge=10, le=10000, description="test images in the projector and PCA plot")
+    tsne_sample: int = Field(ge=10, le=10000, description="of those, the first N go into t-SNE")
+    mistakes: int = Field(ge=1, le=100, description="most confident test mistakes in the grid")
+    seed: int = Field(ge=0, description="picks the sample: the same test images for every run")
 
 
 class TrainConfig(Strict):
-    name: str = "default"
-    seed: int = Field(42, ge=0)
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    trainer: TrainerConfig = TrainerConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    report: ReportConfig = ReportConfig()
-
-
-# Hyperparameters a search space may tune; each maps onto a model or trainer value.
-SEARCHABLE = {
-    "conv_blocks": "number of conv blocks",
-    "filters": "filters of each block (per block)",
-    "convs": "conv layers in every block",
-    "kernel": "kernel size of every block",
-    "padding": "padding of every block",
-    "batch_norm": "batch norm in every block",
-    "block_dropout": "dropout after each block (per block)",
-    "dense_units": "units of the dense layer",
-    "dense_dropout": "dropout before the classifier",
-    "augment": "flips and 1-pixel shifts on top of model.augment (perspective, zoom)",
-    "optimizer": "optimizer",
-    "learning_rate": "learning rate",
-    "batch_size": "batch size",
-    "epochs": "epochs of a trial",
-}
+    name: str
+    seed: int = Field(ge=0)
+    data: DataConfig
+    model: ModelConfig
+    trainer: TrainerConfig
+    mlflow: MlflowConfig
+    report: ReportConfig
 
 
 class SearchParam(Strict):
-    """One searchable dimension, as written in conf/search/*.yaml."""
+    """One entry of a search space (fmnist/conf/search/), at the config path it sets. Its
+    unset fields mean "not this kind of entry", not a default."""
 
     type: Literal["choice", "int", "float", "log_float", "boolean", "fixed"]
     values: Optional[list[Any]] = None
@@ -170,8 +188,9 @@ class SearchParam(Strict):
     min: Optional[float] = None
     max: Optional[float] = None
     step: Optional[float] = None
-    when: Optional[dict[str, list[Any]]] = Field(None, description="photo sweeps: searched only in trials where "
-                                                 "this other entry took one of these values")
+    when: Optional[dict[str, list[Any]]] = Field(None, description="searched only in trials where this other "
+                                                 "entry took one of these values")
+    shared: bool = Field(False, description="a `*` path: one value for every item, not one per item")
 
     @model_validator(mode="after")
     def _complete(self) -> "SearchParam":
@@ -189,25 +208,37 @@ class SearchParam(Strict):
         return self
 
 
-class TunerConfig(Strict):
-    kind: Literal["random", "bayesian", "hyperband"] = "bayesian"
-    max_trials: int = Field(10, ge=1)
-    executions_per_trial: int = Field(1, ge=1)
-    initial_points: int = Field(3, ge=1, description="bayesian: random trials before the model guides")
-    max_epochs: int = Field(20, ge=1, description="hyperband: epochs of the longest trial")
-    factor: int = Field(3, ge=2, description="hyperband: reduction factor between rounds")
-    iterations: int = Field(1, ge=1, description="hyperband: full brackets to run")
+class RandomTuner(Strict):
+    kind: Literal["random"]
+    max_trials: int = Field(ge=1)
+    executions_per_trial: int = Field(ge=1)
 
 
-PER_BLOCK = ("filters", "block_dropout")
+class BayesianTuner(Strict):
+    kind: Literal["bayesian"]
+    max_trials: int = Field(ge=1)
+    executions_per_trial: int = Field(ge=1)
+    initial_points: int = Field(ge=1, description="random trials before the model guides")
+
+
+class HyperbandTuner(Strict):
+    kind: Literal["hyperband"]
+    executions_per_trial: int = Field(ge=1)
+    max_epochs: int = Field(ge=1, description="epochs of the longest trial")
+    factor: int = Field(ge=2, description="reduction factor between rounds")
+    iterations: int = Field(ge=1, description="full brackets to run")
+
+
+# Each tuner takes its own keys (fmnist/conf/tuner/<kind>.yaml), chosen by `kind`.
+TunerConfig = Annotated[Union[RandomTuner, BayesianTuner, HyperbandTuner], Field(discriminator="kind")]
 
 
 class SweepConfig(Strict):
-    name: str = "default"
-    dir: str = "sweeps"
-    fresh: bool = False
-    search_minutes: float = Field(0, ge=0, description="no trial starts after this long (per invocation); 0: no limit")
-    trial_minutes: float = Field(0, ge=0, description="a trial projected to take longer fails a few batches in; "
+    name: str
+    dir: str
+    fresh: bool
+    search_minutes: float = Field(ge=0, description="no trial starts after this long (per invocation); 0: no limit")
+    trial_minutes: float = Field(ge=0, description="a trial projected to take longer fails a few batches in; "
                                  "0: no limit")
 
     @field_validator("name")
@@ -221,11 +252,11 @@ class SweepConfig(Strict):
 
 
 class SelectionConfig(Strict):
-    max_gap: float = Field(0.03, ge=0.0, le=1.0)
-    alias: str = "best"
-    retrain_epochs: int = Field(0, ge=0, description="0: register the winning trial's own model; "
+    max_gap: float = Field(ge=0.0, le=1.0)
+    alias: str
+    retrain_epochs: int = Field(ge=0, description="0: register the winning trial's own model; "
                                 "N: retrain its hyperparameters for N epochs first")
-    retrain_minutes: float = Field(0, ge=0, description="fewer retrain epochs if N would take longer, "
+    retrain_minutes: float = Field(ge=0, description="fewer retrain epochs if N would take longer, "
                                    "at the trial's measured seconds per epoch; 0: no limit")
 
     def epochs_at(self, epoch_seconds: float | None) -> int:
@@ -240,15 +271,15 @@ class DistributedConfig(Strict):
     """One sweep over several processes or machines: a chief serves keras-tuner's oracle at
     `address`, workers ask it for trials. `role: none` is the single-process sweep."""
 
-    role: Literal["none", "chief", "worker"] = "none"
-    address: Optional[str] = Field(None, description="HOST:PORT the chief listens on / workers connect to")
-    tuner_id: Optional[str] = Field(None, description="worker name; null: worker-<host>-<pid>. "
+    role: Literal["none", "chief", "worker"]
+    address: Optional[str] = Field(description="HOST:PORT the chief listens on / workers connect to")
+    tuner_id: Optional[str] = Field(description="worker name; null: worker-<host>-<pid>. "
                                     "A restarted worker with the same id resumes its trial")
-    heartbeat: float = Field(2.0, gt=0.0, le=60.0, description="seconds between a worker's heartbeats")
-    timeout: float = Field(30.0, gt=0.0, description="silence after which the chief hands a worker's trial "
+    heartbeat: float = Field(gt=0.0, le=60.0, description="seconds between a worker's heartbeats")
+    timeout: float = Field(gt=0.0, description="silence after which the chief hands a worker's trial "
                            "to another worker, and a worker gives up on a chief that went away")
-    wait: float = Field(600.0, ge=0.0, description="seconds a worker waits for the chief to come up")
-    threads: Optional[int] = Field(None, ge=1, le=1024, description="CPU threads for training; null: all")
+    wait: float = Field(ge=0.0, description="seconds a worker waits for the chief to come up")
+    threads: Optional[int] = Field(ge=1, le=1024, description="CPU threads for training; null: all")
 
     @field_validator("address")
     @classmethod
@@ -277,38 +308,38 @@ class DistributedConfig(Strict):
 class ClusterConfig(Strict):
     """`cluster.workers=N`: a chief and N workers on this machine, started by one command."""
 
-    workers: int = Field(0, ge=0, le=256, description="0: no cluster, the sweep runs in this process")
-    port: int = Field(0, ge=0, le=65535, description="the chief's port; 0: a free one")
-    restarts: int = Field(2, ge=0, description="times a worker that dies is started again")
+    workers: int = Field(ge=0, le=256, description="0: no cluster, the sweep runs in this process")
+    port: int = Field(ge=0, le=65535, description="the chief's port; 0: a free one")
+    restarts: int = Field(ge=0, description="times a worker that dies is started again")
 
 
 class PhotoAugment(Strict):
     """Training-time changes to photo inputs, made by layers in the training graph (the
     logged model has none). Brightness and contrast keep a black background black."""
 
-    flip: bool = False
-    shift: float = Field(0.0, ge=0.0, le=0.5, description="translation, share of the side")
-    zoom: float = Field(0.0, ge=0.0, le=0.5, description="zoom in (a crop) or out (a margin), share of the side")
-    rotate: float = Field(0.0, ge=0.0, le=0.5, description="rotation, share of a full turn")
-    perspective: float = Field(0.0, ge=0.0, le=0.5, description="corners moved by up to this share of the side")
-    brightness: float = Field(0.0, ge=0.0, le=0.9, description="gain in [1 - b, 1 + b]")
-    contrast: float = Field(0.0, ge=0.0, le=0.9, description="gamma in [1 - c, 1 + c]")
+    flip: bool
+    shift: float = Field(ge=0.0, le=0.5, description="translation, share of the side")
+    zoom: float = Field(ge=0.0, le=0.5, description="zoom in (a crop) or out (a margin), share of the side")
+    rotate: float = Field(ge=0.0, le=0.5, description="rotation, share of a full turn")
+    perspective: float = Field(ge=0.0, le=0.5, description="corners moved by up to this share of the side")
+    brightness: float = Field(ge=0.0, le=0.9, description="gain in [1 - b, 1 + b]")
+    contrast: float = Field(ge=0.0, le=0.9, description="gamma in [1 - c, 1 + c]")
 
 
 class FinetuneConfig(Strict):
     """How `fmnist.finetune` and photo sweeps train on a folder of the user's labelled photos."""
 
-    base: str = Field("best", description="Fashion-MNIST model whose weights start the network: best | "
+    base: str = Field(description="Fashion-MNIST model whose weights start the network: best | "
                       "models:/... | runs:/... | FILE.keras | none (from scratch, built from `model`)")
-    trainable: Literal["all", "dense", "classifier"] = Field("all", description="what trains after the warm-up")
-    warmup_epochs: int = Field(0, ge=0, le=1000, description="epochs with only the new classifier training")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the new classifier")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    augment: PhotoAugment = PhotoAugment()
-    val_fraction: float = Field(0.15, gt=0.0, lt=0.5, description="of each class, when no validation folder is given")
-    registered_model: str = "fmnist-photos"
-    cache: str = Field("~/.cache/fmnist/photos", description="prepared photo inputs, by content and photo settings")
-    workers: int = Field(2, ge=1, le=64, description="threads preparing photos")
+    trainable: Literal["all", "dense", "classifier"] = Field(description="what trains after the warm-up")
+    warmup_epochs: int = Field(ge=0, le=1000, description="epochs with only the new classifier training")
+    dropout: float = Field(ge=0.0, lt=1.0, description="before the new classifier")
+    label_smoothing: float = Field(ge=0.0, lt=1.0)
+    augment: PhotoAugment
+    val_fraction: float = Field(gt=0.0, lt=0.5, description="of each class, when no validation folder is given")
+    registered_model: str
+    cache: str = Field(description="prepared photo inputs, by content and photo settings")
+    workers: int = Field(ge=1, le=64, description="threads preparing photos")
 
     @property
     def from_scratch(self) -> bool:
@@ -320,11 +351,12 @@ class Config(TrainConfig):
     config serves all, so `experiment=quick` means "quick" for each command. With `photos`
     set, a sweep fine-tunes on that folder instead of training on Fashion-MNIST."""
 
-    photos: Optional[str] = Field(None, description="a folder of class subfolders of photos")
-    validation: Optional[str] = Field(None, description="a second such folder to select on; null: a split of photos")
-    photo: PhotoSettings = PhotoSettings()
-    finetune: FinetuneConfig = FinetuneConfig()
-    search: dict[str, SearchParam] = {}
+    photos: Optional[str] = Field(description="a folder of class subfolders of photos")
+    validation: Optional[str] = Field(description="a second such folder to select on; null: a split of photos")
+    photo: PhotoSettings
+    limits: Limits
+    finetune: FinetuneConfig
+    search: dict[str, SearchParam]
 
     @field_validator("search", mode="before")
     @classmethod
@@ -341,61 +373,50 @@ class Config(TrainConfig):
             else:
                 flat[key] = value
         return flat
-    tuner: TunerConfig = TunerConfig()
-    sweep: SweepConfig = SweepConfig()
-    selection: SelectionConfig = SelectionConfig()
-    distributed: DistributedConfig = DistributedConfig()
-    cluster: ClusterConfig = ClusterConfig()
+    tuner: TunerConfig
+    sweep: SweepConfig
+    selection: SelectionConfig
+    distributed: DistributedConfig
+    cluster: ClusterConfig
 
     @model_validator(mode="after")
     def _searchable(self) -> "Config":
+        photo_paths = [path for path in self.search if path.startswith(("finetune.", "photo."))]
+        if photo_paths and not self.photos:
+            raise ValueError(f"search.{photo_paths[0]}: a photo sweep's entry; give the photos: photos=DIR "
+                             "(a folder with one subfolder of labelled photos per class)")
         if self.photos:
             check_start(self)
-            return self
-        unknown = sorted(set(self.search) - set(SEARCHABLE))
-        if any("." in name for name in unknown):
-            raise ValueError(f"search.{unknown[0]}: a photo sweep's entry; give the photos: photos=DIR "
-                             "(a folder with one subfolder of labelled photos per class)")
-        if unknown:
-            raise ValueError(f"search.{unknown[0]}: unknown hyperparameter; allowed: {', '.join(SEARCHABLE)}")
-        check_ranges(self, {name: (path, self.search[name]) for name, path in TRAINER_PATHS.items()
-                            if name in self.search})
-        if self.tuner.kind == "hyperband" and "epochs" in self.search:
-            raise ValueError("search.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it from the space")
+            if self.tuner.kind == "hyperband":
+                raise ValueError("tuner.kind=hyperband: photo sweeps take random or bayesian (trials set their epochs)")
+        check_space(self)
         if self.cluster.workers and self.distributed.role != "none":
             raise ValueError("cluster.workers starts its own chief and workers; leave distributed.role at none")
         return self
 
 
-def check_paths(cfg: Config) -> None:
-    """A photo sweep's space names config paths (`photo.size`), each of which must exist and
-    take every value the entry can give it."""
-    dumped = cfg.model_dump()
+def check_space(cfg: Config) -> None:
+    """Every entry names a config path that exists (a `*` or a count: a list) and takes every
+    value the entry can give it; `when` and a list's count come before the entries that
+    depend on them. So a bad space fails here, with one line, before any training."""
+    tree, declared = cfg.model_dump(), []
     for path, p in cfg.search.items():
-        for key in [path, *(p.when or {})]:
-            node = dumped
-            for part in key.split("."):
-                if not isinstance(node, dict) or part not in node:
-                    raise ConfigError(f"search.{key}: not a config path; photo sweeps search paths such as "
-                                      "finetune.base, photo.size, model.learning_rate (experiment=finetune)")
-                node = node[part]
-    declared: list[str] = []
-    for path, p in cfg.search.items():
+        try:
+            target = node(tree, path)
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"search.{path}: not a config path (such as model.learning_rate, trainer.batch_size, "
+                             "model.conv_blocks.*.filters)") from None
+        if EACH in path and list_of(path) in cfg.search and list_of(path) not in declared:
+            raise ValueError(f"search.{path}: put it below search.{list_of(path)} (the count it depends on)")
         if p.when and (len(p.when) != 1 or next(iter(p.when)) not in declared):
-            raise ConfigError(f"search.{path}.when: name one entry declared above it "
-                              "(e.g. {finetune.base: [best]})")
+            raise ValueError(f"search.{path}.when: name one entry declared above it (e.g. {{finetune.base: [best]}})")
+        if isinstance(target, list):
+            check_count(path, p)
+        else:
+            check_values(cfg, path, p)
         declared.append(path)
-    if cfg.tuner.kind == "hyperband":
-        raise ConfigError("tuner.kind=hyperband: photo sweeps take random or bayesian (trials set their epochs)")
-    try:
-        check_ranges(cfg, {path: (path, p) for path, p in cfg.search.items()})
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-# Searchable names the trainer reads directly (the model's are checked as each trial's model is built),
-# checked against the trainer's ranges before any training.
-TRAINER_PATHS = {"epochs": "trainer.epochs", "batch_size": "trainer.batch_size"}
+    if cfg.tuner.kind == "hyperband" and "trainer.epochs" in cfg.search:
+        raise ValueError("search.trainer.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it")
 
 
 def candidates(p: SearchParam) -> list[Any]:
@@ -409,20 +430,24 @@ def candidates(p: SearchParam) -> list[Any]:
     return [int(p.min), int(p.max)] if p.type == "int" else [p.min, p.max]
 
 
-def check_ranges(cfg: BaseModel, entries: dict[str, tuple[str, SearchParam]]) -> None:
-    """Each entry's values validated where they land (`trainer.epochs`), so an epochs of 0 in a
-    space fails here, with one line, and not as a silently different trial."""
-    for name, (path, p) in entries.items():
-        *parents, leaf = path.split(".")
-        owner = cfg
-        for part in parents:
-            owner = getattr(owner, part)
-        for value in candidates(p):
-            try:
-                type(owner).model_validate({**owner.model_dump(), leaf: value}, context={"side": None})
-            except ValidationError as e:
-                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
-                raise ValueError(f"search.{name}: {value!r} is out of range for {path} ({msg})") from None
+def check_count(path: str, p: SearchParam) -> None:
+    if p.type not in ("int", "choice", "fixed") or not all(isinstance(c, int) and c >= 0 for c in candidates(p)):
+        raise ValueError(f"search.{path}: a list's length takes whole numbers from 0 (type int, choice or fixed)")
+
+
+def check_values(cfg: BaseModel, path: str, p: SearchParam) -> None:
+    """Each value validated where it lands (`trainer.epochs`), so an epochs of 0 in a space
+    fails here, and not as a silently different trial."""
+    *parents, leaf = parts(path)
+    owner = cfg
+    for part in parents:
+        owner = owner[0 if part == EACH else part] if isinstance(owner, list) else getattr(owner, str(part))
+    for value in candidates(p):
+        try:
+            type(owner).model_validate({**owner.model_dump(), leaf: value}, context={"side": None})
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"search.{path}: {value!r} is out of range for {path} ({msg})") from None
 
 
 def check_start(cfg: Config) -> None:
@@ -446,16 +471,24 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _allowed(schema: type[BaseModel], loc: tuple) -> str:
-    """The keys allowed at `loc`, found by walking the schema's field annotations."""
+    """The keys allowed at `loc`, found by walking the schema's field annotations; a tagged
+    union (the tuner) puts its tag in `loc`, which picks the member."""
+    members: list[type[BaseModel]] = []
     for part in loc:
+        tagged = [m for m in members if part in get_args(m.model_fields["kind"].annotation)]
+        if tagged:
+            schema = tagged[0]
         if isinstance(part, int) or part not in schema.model_fields:
-            continue  # a list index or a dict key: the item's schema was taken at its field
+            continue  # a list index, a dict key or a tag: the item's schema was taken at its field
         annotation = schema.model_fields[part].annotation
-        args = getattr(annotation, "__args__", (annotation,))  # list[X], dict[str, X], Optional[X]
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if models:
-            schema = models[0]
+        args = getattr(annotation, "__args__", (annotation,))  # list[X], dict[str, X], Optional[X], Union[...]
+        members = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if members:
+            schema = members[0]
     return ", ".join(schema.model_fields)
+
+
+TUNER_KINDS = {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(TunerConfig)[0])}
 
 
 def _dotted(loc: tuple) -> str:
@@ -463,11 +496,12 @@ def _dotted(loc: tuple) -> str:
 
 
 def _one_line(schema: type[BaseModel], err: dict[str, Any], prefix: str) -> str:
-    loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+    raw = tuple(p for p in err["loc"] if p not in ("function-after",))
+    loc = tuple(p for i, p in enumerate(raw) if not (raw[i - 1:i] == ("tuner",) and p in TUNER_KINDS))
     key = prefix + _dotted(loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return f"{key}: unknown key; allowed keys: {_allowed(schema, loc[:-1])}"
+        return f"{key}: unknown key; allowed keys: {_allowed(schema, raw[:-1])}"
     if not loc:
         return msg
     if isinstance(err.get("input"), dict):
@@ -483,3 +517,75 @@ def validate(schema: type[M], cfg: DictConfig | dict, prefix: str = "") -> M:
         return schema.model_validate(raw, context=input_side(raw))
     except ValidationError as e:
         raise ConfigError("\n".join(_one_line(schema, err, prefix) for err in e.errors())) from None
+
+
+def packaged(path: str) -> dict[str, Any]:
+    """One YAML file of the package's config tree (`photo/default.yaml`) as a dict: what the
+    served model reads, where no Hydra composition runs."""
+    return OmegaConf.to_container(OmegaConf.create(resources.files("fmnist.conf").joinpath(path).read_text()))
+
+
+class ModelRef(Strict):
+    ref: str
+
+
+class PredictSettings(Strict):
+    min_confidence: float = Field(ge=0.0, le=1.0)
+    workers: int = Field(ge=1, le=64)
+    sheet_columns: int = Field(ge=1, le=50)
+    sheet_max: int = Field(ge=1)
+
+
+class PredictConfig(Strict):
+    model: ModelRef
+    images: Optional[list[str]]
+    recursive: bool
+    output: Optional[str]
+    sheet: Optional[str]
+    preprocess: Mode
+    predict: PredictSettings
+    photo: PhotoSettings
+    limits: Limits
+    mlflow: MlflowConfig
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        if v is None or v == [] or v == "":
+            raise ValueError("give the photos: images=FILE, a folder, a glob ('photos/*.jpg') or a list [a.jpg,b.png]")
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("output")
+    @classmethod
+    def _table_format(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and Path(v).suffix.lower() not in (".csv", ".json"):
+            raise ValueError("output file must end in .csv or .json")
+        return v
+
+    @field_validator("sheet")
+    @classmethod
+    def _png(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and Path(v).suffix.lower() != ".png":
+            raise ValueError("sheet file must end in .png")
+        return v
+
+
+class ReportCommand(Strict):
+    run: Optional[str]
+    model_ref: Optional[str]
+    data_dir: Optional[str]
+    out: Optional[str]
+    mlflow: MlflowConfig
+    report: ReportConfig
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ReportCommand":
+        if (self.run is None) == (self.model_ref is None):
+            raise ValueError("give exactly one of run=RUN_ID or model=ALIAS (e.g. model=best)")
+        return self
+
+
+def from_yaml(schema: type[M], path: str, **changes: Any) -> M:
+    """The settings in one of the package's YAML files (`photo/default.yaml`), checked, with
+    `changes`: for code that runs outside a composed config (the served model, tests)."""
+    return schema.model_validate({**packaged(path), **changes})

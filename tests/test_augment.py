@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmnist.augment import AugmentedBatches, augment, flip, perspective, shift, zoom
 from fmnist.config import Augment
-from fmnist.data import load_splits
+from fmnist.training.augment import AugmentedBatches, augment, flip, perspective, shift, zoom
+from fmnist.training.data import load_splits
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def test_shift_moves_whole_pixels_within_the_limit(images):
     x, _ = images
     moved = shift(x, 0.1, np.random.default_rng(0))
     assert moved.shape == x.shape and moved.dtype == x.dtype
-    for before, after in zip(x[:32], moved[:32]):  # the same pixels, somewhere within 3 px
+    for before, after in zip(x[:32], moved[:32], strict=True):  # the same pixels, somewhere within 3 px
         assert any(np.array_equal(np.roll(np.pad(before, ((3, 3), (3, 3), (0, 0))), (dy, dx), (0, 1))[3:-3, 3:-3], after)
                    for dy in range(-3, 4) for dx in range(-3, 4))
     assert not np.array_equal(moved, x)
@@ -29,9 +29,9 @@ def test_shift_moves_whole_pixels_within_the_limit(images):
 def test_flip_mirrors_about_half(images):
     x, _ = images
     out = flip(x, np.random.default_rng(0))
-    mirrored = [np.array_equal(a, b[:, ::-1]) and not np.array_equal(a, b) for a, b in zip(out, x)]
+    mirrored = [np.array_equal(a, b[:, ::-1]) and not np.array_equal(a, b) for a, b in zip(out, x, strict=True)]
     assert 0.35 < np.mean(mirrored) < 0.65
-    assert all(m or np.array_equal(a, b) for m, a, b in zip(mirrored, out, x))
+    assert all(m or np.array_equal(a, b) for m, a, b in zip(mirrored, out, x, strict=True))
 
 
 def test_zoom_keeps_shape_range_and_centre(images):
@@ -43,7 +43,7 @@ def test_zoom_keeps_shape_range_and_centre(images):
         w = a[..., 0].sum()
         return np.array([(a[..., 0].sum(1) * np.arange(28)).sum() / w, (a[..., 0].sum(0) * np.arange(28)).sum() / w])
 
-    assert all(np.abs(centre(a) - centre(b)).max() < 1.5 for a, b in zip(out[:32], x[:32]))
+    assert all(np.abs(centre(a) - centre(b)).max() < 1.5 for a, b in zip(out[:32], x[:32], strict=True))
 
 
 def extent(image: np.ndarray) -> tuple[int, int]:
@@ -69,12 +69,12 @@ def test_perspective_warps_half_and_frames_them_like_photos(images):
 
 def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(images):
     x, y = images
-    aug = Augment(flip=True, shift=0.1, zoom=0.1, perspective=0.15)
+    aug = Augment(flip=True, mirror_average=True, shift=0.1, zoom=0.1, perspective=0.15)
     a, b = AugmentedBatches(x, y, 100, aug, seed=3), AugmentedBatches(x, y, 100, aug, seed=3)
     assert len(a) == 3
     first, second = [a[i] for i in range(len(a))], [b[i] for i in range(len(b))]
     assert sorted(np.concatenate([labels for _, labels in first])) == sorted(y)
-    assert all(np.array_equal(p[0], q[0]) for p, q in zip(first, second))
+    assert all(np.array_equal(p[0], q[0]) for p, q in zip(first, second, strict=True))
     order = a.order.copy()
     a.on_epoch_end()
     assert not np.array_equal(order, a.order), "a new shuffle every epoch"
@@ -82,4 +82,5 @@ def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(image
 
 def test_no_augmentation_is_the_identity(images):
     x, _ = images
-    assert augment(x, Augment(), np.random.default_rng(0)) is x
+    off = Augment(flip=False, mirror_average=True, shift=0.0, zoom=0.0, perspective=0.0)
+    assert augment(x, off, np.random.default_rng(0)) is x

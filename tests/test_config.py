@@ -6,9 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import BaseModel
 
-from fmnist.config import ConfigError, Config, validate
-from tests.conftest import PHOTOS, REPO, compose_cfg
+from fmnist import cli
+from fmnist.config import Config, PredictConfig, ReportCommand, SearchParam, validate
+from fmnist.errors import ConfigError
+from tests.conftest import PHOTOS, REPO
 
 BAD = [
     ("model.conv_blocks.0.filters=0", "model.conv_blocks[0].filters=0", "greater than or equal to 1"),
@@ -25,26 +28,64 @@ BAD = [
 @pytest.mark.parametrize("override,key,allowed", BAD)
 def test_bad_value_is_one_line_naming_key(override, key, allowed):
     with pytest.raises(ConfigError) as e:
-        validate(Config, compose_cfg("config", [override]))
+        validate(Config, cli.compose("train", [override]))
     assert str(e.value).count("\n") == 0
     assert str(e.value).startswith(key) and allowed in str(e.value)
 
 
 def test_conv_stack_that_shrinks_the_image_away():
-    cfg = compose_cfg("config", ["model.conv_blocks=[{kernel:11,padding:valid},{kernel:11,padding:valid}]"])
+    block = "{filters:8,convs:1,kernel:11,stride:1,padding:valid,pool:true,batch_norm:false,dropout:0.0}"
+    cfg = cli.compose("train", [f"model.conv_blocks=[{block},{block}]"])
     with pytest.raises(ConfigError, match="shrinks the 28x28 input"):
         validate(Config, cfg)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
-def test_every_experiment_is_valid(name):
-    photos = [f"photos={PHOTOS}"] if name == "finetune" else []
-    assert validate(Config, compose_cfg("config", [f"experiment={name}", *photos])).name == name
+CONF = REPO / "fmnist" / "conf"
+# what an option needs beside it to make a whole config
+NEEDS = {("search", "finetune"): [f"photos={PHOTOS}"], ("tuner", "hyperband"): ["~search.trainer.epochs"],
+         ("experiment", "finetune"): [f"photos={PHOTOS}"]}
+
+
+def models(schema: type[BaseModel]) -> set[type[BaseModel]]:
+    """`schema` and every model its fields hold (lists, dicts, unions, optionals included)."""
+    found, todo = set(), [schema]
+    while todo:
+        model = todo.pop()
+        found.add(model)
+        for field in model.model_fields.values():
+            stack = [field.annotation]
+            while stack:
+                t = stack.pop()
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    todo += [] if t in found else [t]
+                stack += list(getattr(t, "__args__", ()))
+    return found
+
+
+def test_every_default_is_in_the_yaml_and_nowhere_else():
+    """The schema holds types and ranges only: a default there would be a second value that
+    can disagree with the YAML. (A search entry's unset fields mean "not this kind", not a default.)"""
+    with_defaults = {f"{m.__name__}.{name}" for m in models(Config) | models(PredictConfig) | models(ReportCommand)
+                     if m is not SearchParam for name, f in m.model_fields.items() if not f.is_required()}
+    assert not with_defaults
+
+
+@pytest.mark.parametrize("group,option", sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml")))
+def test_every_option_of_every_group_composes_and_validates(group, option):
+    """Each YAML file is complete against the schema: no key missing, none unknown, every value in range."""
+    cfg = validate(Config, cli.compose("train", [f"{group}={option}", *NEEDS.get((group, option), [])]))
+    if group == "experiment":
+        assert cfg.name == option
+
+
+@pytest.mark.parametrize("command,overrides", [("predict", ["images=a.jpg"]), ("report", ["run=abc"])])
+def test_the_other_commands_configs_validate(command, overrides):
+    assert isinstance(cli.config(command, overrides), cli.COMMANDS[command].schema)
 
 
 def test_a_photo_sweep_without_photos_says_to_give_them():
     with pytest.raises(ConfigError, match="search.finetune.[a-z.]+: a photo sweep.s entry; give the photos"):
-        validate(Config, compose_cfg("config", ["experiment=finetune"]))
+        validate(Config, cli.compose("train", ["experiment=finetune"]))
 
 
 def test_cli_fails_before_loading_data(tmp_path):
@@ -54,7 +95,7 @@ def test_cli_fails_before_loading_data(tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert out.returncode == 2
-    assert [l for l in out.stderr.splitlines() if l.startswith("error:")] == [
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
         "error: config: model.conv_blocks[0].filters=0: Input should be greater than or equal to 1"
     ]
     assert not (tmp_path / "mlflow.db").exists(), "no run may be created for a bad config"
@@ -64,4 +105,4 @@ def test_cli_fails_before_loading_data(tmp_path):
 def test_a_sweep_name_must_be_a_plain_name(name):
     """keras-tuner deletes <sweep.dir>/<sweep.name> on a fresh start: `..` would be the working folder."""
     with pytest.raises(ConfigError, match="sweep.name="):
-        validate(Config, compose_cfg("config", [f"sweep.name='{name}'"]))
+        validate(Config, cli.compose("train", [f"sweep.name='{name}'"]))

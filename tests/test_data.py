@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fmnist import data
+from fmnist.training import data
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,13 @@ from typing import Iterator
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fmnist.cluster import free_port
-from fmnist.config import Config, ConfigError, validate
-from tests.conftest import REPO, compose_cfg
+from fmnist import cli
+from fmnist.config import Config, validate
+from fmnist.errors import ConfigError
+from fmnist.search.cluster import free_port
+from tests.conftest import REPO
 
-SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "search.epochs.value=2",
+SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "search.trainer.epochs.value=2",
          "report.enabled=false", "sweep.name=dist", "distributed.heartbeat=0.5", "distributed.timeout=15"]
 
 
@@ -88,6 +90,7 @@ def processes() -> Iterator[list[Sweep]]:
         print(f"--- {' '.join(p.proc.args[3 + len(SWEEP):])} (exit {p.proc.wait()})\n{p.output}")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path, processes):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": str(REPO)}
@@ -150,6 +153,7 @@ def children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher's children follow it via Linux prctl")
+@pytest.mark.slow
 def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_server, tmp_path, processes):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
     launcher = Sweep(["cluster.workers=2", "mlflow.experiment=launcher-killed"], tmp_path, env)
@@ -185,7 +189,7 @@ def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_se
 ])
 def test_bad_distributed_settings_fail_in_one_line(overrides, message):
     with pytest.raises(ConfigError) as e:
-        validate(Config, compose_cfg("config", ["experiment=quick", *overrides]))
+        validate(Config, cli.compose("train", ["experiment=quick", *overrides]))
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 

@@ -21,15 +21,19 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from fmnist.config import Config, ConfigError, validate
-from fmnist.finetune import finetune
-from fmnist.photoset import PhotoCache, PhotoSetError, load_photo_data, prepare_all, scan, stratified_split
-from fmnist.predict import compose_config, predict
-from fmnist.preprocess import Limits, PhotoSettings
-from fmnist.sweep import sweep
-from fmnist.train import train
-from tests.conftest import PHOTOS, REPO, compose_cfg
+from fmnist import cli
+from fmnist.config import Config, Limits, PhotoSettings, from_yaml, validate
+from fmnist.errors import ConfigError
+from fmnist.photos.finetuning import finetune
+from fmnist.photos.photoset import PhotoCache, PhotoSetError, load_photo_data, prepare_all, scan, stratified_split
+from fmnist.photos.predicting import predict
+from fmnist.search.sweeping import sweep
+from fmnist.training.run import train
+from tests.conftest import PHOTOS, REPO
 from tests.test_predict import served_answer
+
+PHOTO = from_yaml(PhotoSettings, "photo/default.yaml")
+LIMITS = from_yaml(Limits, "limits/default.yaml")
 
 CLASSES = ("pants", "shoes", "t-shirt")
 FAST = ["trainer.epochs=2", "trainer.verbose=0", "trainer.batch_size=4"]
@@ -46,7 +50,7 @@ def make_folder(root: Path, classes=CLASSES, per_class: int = 2) -> Path:
 
 
 def cfg_for(folder: Path, tmp_path: Path, *overrides: str) -> Config:
-    return validate(Config, compose_cfg("config", [f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
+    return validate(Config, cli.compose("train", [f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
                                                    *FAST, *overrides]))
 
 
@@ -59,6 +63,7 @@ def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+@pytest.mark.slow
 def test_finetune_registers_a_model_that_speaks_its_classes(store, folder, tmp_path):
     run_id = finetune(cfg_for(folder, tmp_path, "finetune.base=none", "photo.input=colour", "photo.size=32",
                               "finetune.augment.flip=true"))
@@ -77,12 +82,12 @@ def test_finetune_registers_a_model_that_speaks_its_classes(store, folder, tmp_p
 
     out, sheet = tmp_path / "preds.csv", tmp_path / "sheet.png"
     ref = "models:/fmnist-photos@best"
-    assert predict(compose_config([f"model={ref}", f"images={folder}/shoes", f"output={out}", f"sheet={sheet}"])) == 0
+    assert predict(cli.config("predict", [f"model={ref}", f"images={folder}/shoes", f"output={out}", f"sheet={sheet}"])) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 4 and {r["class_name"] for r in rows} <= set(CLASSES)
     assert all(r["top3"].split(" ")[0] in CLASSES for r in rows)
     assert Image.open(sheet).size[0] > 0
-    assert predict(compose_config([f"model={ref}", f"images={folder}/pants", f"output={tmp_path / 'p.json'}"])) == 0
+    assert predict(cli.config("predict", [f"model={ref}", f"images={folder}/pants", f"output={tmp_path / 'p.json'}"])) == 0
     assert {r["class_name"] for r in json.loads((tmp_path / "p.json").read_text())} <= set(CLASSES)
 
     served = mlflow.pyfunc.load_model(ref).predict(pd.DataFrame({"image": [b64(next((folder / "pants").iterdir())),
@@ -95,8 +100,9 @@ def test_finetune_registers_a_model_that_speaks_its_classes(store, folder, tmp_p
         finetune(cfg_for(folder, tmp_path, f"finetune.base={ref}"))  # a colour photo model as a 28x28 start
 
 
+@pytest.mark.slow
 def test_finetune_from_a_fashion_mnist_model_and_the_alias_compares_on_the_same_photos(store, folder, tmp_path):
-    fmnist_run = train(validate(Config, compose_cfg("config", ["experiment=quick", "data.subset=1000"])))
+    fmnist_run = train(validate(Config, cli.compose("train", ["experiment=quick", "data.subset=1000"])))
     base = f"runs:/{fmnist_run}/model"
     first = finetune(cfg_for(folder, tmp_path, f"finetune.base={base}", "finetune.warmup_epochs=1"))
     assert mlflow.get_run(first).data.tags["base_model"] == base
@@ -144,21 +150,21 @@ def test_bad_folders_and_configs_fail_before_training(tmp_path):
     with pytest.raises(PhotoSetError, match="found 0"):
         scan(tmp_path)
     with pytest.raises(ConfigError, match="a Fashion-MNIST start takes the 28x28 fmnist look"):
-        validate(Config, compose_cfg("config", [f"photos={tmp_path}", "photo.size=64"]))
+        validate(Config, cli.compose("train", [f"photos={tmp_path}", "photo.size=64"]))
 
 
 def test_a_validation_folder_without_the_classes_is_one_line(folder, tmp_path):
     (tmp_path / "other" / "Shoes").mkdir(parents=True)
     shutil.copy(next((folder / "shoes").iterdir()), tmp_path / "other" / "Shoes")
     with pytest.raises(PhotoSetError, match="no images in folders named as the classes of"):
-        load_photo_data(str(folder), str(tmp_path / "other"), 0.15, 0, str(tmp_path / "c"), Limits(), 1)
+        load_photo_data(str(folder), str(tmp_path / "other"), 0.15, 0, str(tmp_path / "c"), LIMITS, 1)
 
 
 def test_a_photo_space_is_checked_before_training(store, folder):
-    hyperband = compose_cfg("config", ["experiment=finetune", f"photos={folder}", "tuner=hyperband"])
+    hyperband = cli.compose("train", ["experiment=finetune", f"photos={folder}", "tuner=hyperband"])
     with pytest.raises(ConfigError, match="tuner.kind=hyperband: photo sweeps take random or bayesian"):
         sweep(validate(Config, hyperband))
-    later = compose_cfg("config", ["experiment=finetune", f"photos={folder}"])
+    later = cli.compose("train", ["experiment=finetune", f"photos={folder}"])
     with open_dict(later):
         later.search.finetune.base["when"] = {"model.learning_rate": [0.001]}  # declared below it
     with pytest.raises(ConfigError, match="search.finetune.base.when: name one entry declared above"):
@@ -175,23 +181,23 @@ def test_split_is_stratified_and_seeded():
 
 def test_cache_is_reused_and_invalidated_by_a_setting_or_a_changed_photo(folder, tmp_path):
     files = scan(folder).files
-    cache = PhotoCache(tmp_path / "cache", PhotoSettings(), Limits())
+    cache = PhotoCache(tmp_path / "cache", PHOTO, LIMITS)
     first, _ = prepare_all(files, cache, workers=2)
-    again = PhotoCache(tmp_path / "cache", PhotoSettings(), Limits())
+    again = PhotoCache(tmp_path / "cache", PHOTO, LIMITS)
     second, _ = prepare_all(files, again, workers=2)
     assert again.hits == len(files) and np.allclose(first, second, atol=1e-3)
-    other = PhotoCache(tmp_path / "cache", PhotoSettings(smooth=0.05), Limits())
+    other = PhotoCache(tmp_path / "cache", PHOTO.model_copy(update={"smooth": 0.05}), LIMITS)
     prepare_all(files, other, workers=2)
     assert other.hits == 0 and other.dir != cache.dir
     Image.open(files[0]).rotate(90, expand=True).save(files[0])  # same name, new content
-    changed = PhotoCache(tmp_path / "cache", PhotoSettings(), Limits())
+    changed = PhotoCache(tmp_path / "cache", PHOTO, LIMITS)
     prepare_all(files, changed, workers=2)
     assert changed.hits == len(files) - 1
 
 
 @pytest.mark.parametrize("path", ["photo.bogus", "finetune.nonsense"])
 def test_a_photo_space_names_real_config_paths(store, folder, tmp_path, path):
-    cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path}/c"])
+    cfg = cli.compose("train", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path}/c"])
     OmegaConf.set_struct(cfg, False)
     OmegaConf.update(cfg, f"search.{path}", {"type": "fixed", "value": 1}, force_add=True)
     with pytest.raises(ConfigError, match=f"search.{path}: not a config path"):
@@ -199,7 +205,7 @@ def test_a_photo_space_names_real_config_paths(store, folder, tmp_path, path):
 
 
 def test_a_photo_space_value_out_of_range_fails_before_training(store, folder, tmp_path):
-    cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", "search.trainer.batch_size.values=[0,32]"])
+    cfg = cli.compose("train", ["experiment=finetune", f"photos={folder}", "search.trainer.batch_size.values=[0,32]"])
     with pytest.raises(ConfigError, match=r"search.trainer.batch_size: 0 is out of range for trainer.batch_size"):
         sweep(validate(Config, cfg))
     assert not Path("sweeps").exists()
@@ -207,7 +213,7 @@ def test_a_photo_space_value_out_of_range_fails_before_training(store, folder, t
 
 def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
     """experiment=finetune, small: 3 one-epoch trials from scratch or from `base`, the best retrained for 2."""
-    cfg = compose_cfg("config", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
+    cfg = cli.compose("train", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
                                  "trainer.verbose=0", "tuner.max_trials=3", "tuner.initial_points=3",
                                  "trainer.epochs=1", "selection.retrain_epochs=2", "photo.size=32"])
     cfg.search.finetune.base["values"] = ["none", base]
@@ -216,8 +222,9 @@ def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
     return validate(Config, cfg)
 
 
+@pytest.mark.slow
 def test_photo_sweep_registers_its_best_trial_and_resumes(store, folder, tmp_path, capsys):
-    fmnist_run = train(validate(Config, compose_cfg("config", ["experiment=quick", "data.subset=1000"])))
+    fmnist_run = train(validate(Config, cli.compose("train", ["experiment=quick", "data.subset=1000"])))
     cfg = photo_sweep_cfg(folder, tmp_path, f"runs:/{fmnist_run}/model")
     assert sweep(cfg) == 0
     out = capsys.readouterr().out

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from fmnist import cli
 from fmnist.config import Config, validate
-from fmnist.model import CUSTOM_OBJECTS, base_model, build_model, mirror_averaged
-from tests.conftest import compose_cfg
+from fmnist.training.model import CUSTOM_OBJECTS, base_model, build_model, mirror_averaged
 
 
 def conv(k: int, cin: int, cout: int) -> int:
@@ -31,13 +31,13 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_seed_model_shape_and_parameters(name):
-    model = build_model(validate(Config, compose_cfg("config", [f"experiment={name}"])).model)
+    model = build_model(validate(Config, cli.compose("train", [f"experiment={name}"])).model)
     assert model.output_shape == (None, 10)
     assert model.count_params() == EXPECTED[name]
 
 
 def test_batch_norm_is_built_and_augmentation_stays_out_of_the_model():
-    cfg = compose_cfg("config", ["model.conv_blocks.0.batch_norm=true", "model.augment.flip=true",
+    cfg = cli.compose("train", ["model.conv_blocks.0.batch_norm=true", "model.augment.flip=true",
                                  "model.augment.shift=0.1", "model.augment.zoom=0.1"])
     model = build_model(validate(Config, cfg).model)
     kinds = [type(layer).__name__ for layer in model.layers]
@@ -46,7 +46,7 @@ def test_batch_norm_is_built_and_augmentation_stays_out_of_the_model():
     assert model.output_shape == (None, 10)
 
 def test_mirror_averaged_model_is_the_mean_over_both_views_and_survives_saving(tmp_path):
-    model = build_model(validate(Config, compose_cfg("config", ["experiment=quick"])).model)
+    model = build_model(validate(Config, cli.compose("train", ["experiment=quick"])).model)
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
     averaged = mirror_averaged(model)
@@ -59,7 +59,7 @@ def test_mirror_averaged_model_is_the_mean_over_both_views_and_survives_saving(t
 
 def test_logged_requirements_name_the_backend_in_use():
     """A model trained on JAX must not ask for TensorFlow where it is served (issue 17's first failure)."""
-    from fmnist.modelio import requirements
+    from fmnist.training.modelio import requirements
 
     names = [r.split("==")[0] for r in requirements("pillow")]
     assert names == ["keras", keras.backend.backend(), "numpy", "pillow"]

@@ -25,16 +25,20 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from fmnist.config import Config, ConfigError, validate
-from fmnist.predict import compose_config, predict, sheet_size
-from fmnist.serving import load_keras, log_photo_model
-from fmnist.train import train
-from tests.conftest import PHOTOS, compose_cfg, mlflow_store
+from fmnist import cli
+from fmnist.config import Config, validate
+from fmnist.errors import ConfigError
+from fmnist.photos.predicting import predict
+from fmnist.photos.serving import SIGNATURE, load_keras, log_photo_model
+from fmnist.reports.sheet import sheet_size
+from fmnist.training.run import train
+from tests.conftest import mlflow_store
 from tests.test_preprocess import first_photo, huge_png_header
 
 QUICK = ["experiment=quick", "data.subset=1000", "trainer.epochs=1", "trainer.verbose=0"]
 GOOD = ("t-shirt", "pants", "shoes")
-COLUMNS = ["file", "class_id", "class_name", "confidence", "top3", "error"]
+# the output file's columns: the served model's, with the file before and the table's extras after
+COLUMNS = ["file", *SIGNATURE.outputs.input_names(), "top3", "low_confidence"]
 # bad file -> the words its line must hold
 BAD = {"zero.jpg": "empty file", "truncated.jpg": "truncated", "text.jpg": "not an image",
        "tiny.png": "1x1", "huge.png": "too large"}
@@ -53,7 +57,7 @@ def store(tmp_path_factory) -> Store:
     """One quick model for the module, registered as the sweep would register it."""
     root = tmp_path_factory.mktemp("predict")
     with mlflow_store(root) as uri:
-        run_id = train(validate(Config, compose_cfg("config", QUICK)))
+        run_id = train(validate(Config, cli.compose("train", QUICK)))
         model = mlflow.keras.load_model(f"runs:/{run_id}/model")
         model.save(root / "model.keras")
         with mlflow.start_run(run_name="photo-model"):
@@ -106,29 +110,37 @@ def test_command_classifies_good_photos_and_names_each_bad_input(store, images, 
                                                                        "t-shirt.jpg"]
     rows = list(csv.DictReader((tmp_path / "preds.csv").open()))
     assert list(rows[0]) == COLUMNS and len(rows) == 4 + len(BAD) + 2
-    assert sum(r["error"] == "" for r in rows) == 4
+    good = [r for r in rows if r["error"] == ""]
+    assert len(good) == 4 and all(r["class_id"] == "-1" for r in rows if r["error"])
+    assert all(len(json.loads(r["probabilities"])) == 10 and r["low_confidence"] in ("True", "False") for r in good)
+    columns = cli.config("predict", ["images=x"]).predict.sheet_columns
     with Image.open(tmp_path / "sheet.png") as sheet:
-        assert sheet.format == "PNG" and sheet.size == sheet_size(4, compose_config(["images=x"]).predict.sheet_columns)
+        assert sheet.format == "PNG" and sheet.size == sheet_size(4, columns)
 
 
 def test_json_output_schema(store, images, tmp_path, capsys):
-    cfg = compose_config(["model=best", f"images=[{images / 'pants.jpg'},{images / 'zero.jpg'}]",
+    cfg = cli.config("predict", ["model=best", f"images=[{images / 'pants.jpg'},{images / 'zero.jpg'}]",
                           f"output={tmp_path / 'preds.json'}"])
     assert predict(cfg) == 0
     good, bad = json.loads((tmp_path / "preds.json").read_text())
     assert list(good) == COLUMNS and list(bad) == COLUMNS
     assert isinstance(good["class_id"], int) and 0 <= good["confidence"] <= 1 and good["error"] == ""
-    assert [t["confidence"] for t in good["top3"]] == sorted((t["confidence"] for t in good["top3"]), reverse=True)
-    assert good["top3"][0]["class_name"] == good["class_name"] and len(good["top3"]) == 3
-    assert bad["class_id"] is None and bad["top3"] is None and bad["error"] == "empty file"
+    assert good["confidence"] == pytest.approx(max(good["probabilities"])) and len(good["probabilities"]) == 10
+    top3 = [entry.rsplit(" ", 1) for entry in good["top3"].split("; ")]
+    assert len(top3) == 3 and top3[0][0] == good["class_name"]
+    assert [float(c) for _, c in top3] == sorted((float(c) for _, c in top3), reverse=True)
+    assert good["low_confidence"] == (good["confidence"] < cfg.predict.min_confidence)
+    assert bad == {"file": str(images / "zero.jpg"), "class_id": -1, "class_name": "", "confidence": 0.0,
+                   "probabilities": [], "error": "empty file", "top3": "", "low_confidence": False}
 
 
 def test_no_image_classified_exits_1(store, images):
-    assert predict(compose_config(["model=best", f"images={images / 'zero.jpg'}"])) == 1
+    assert predict(cli.config("predict", ["model=best", f"images={images / 'zero.jpg'}"])) == 1
 
 
 def test_no_registered_model_says_to_run_the_sweep(images, tmp_path, capsys):
-    cfg = compose_config(["model=best", f"images={images}", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}"])
+    empty = f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}"
+    cfg = cli.config("predict", ["model=best", f"images={images}", empty])
     assert predict(cfg) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "python -m fmnist.sweep" in lines[0]
@@ -141,7 +153,7 @@ def test_usage_errors_exit_2(tmp_path):
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 2 and "images" in out.stderr
     with pytest.raises(ConfigError, match="output"):
-        compose_config(["images=a.jpg", "output=preds.txt"])
+        cli.config("predict", ["images=a.jpg", "output=preds.txt"])
 
 
 def test_every_model_reference_gives_the_same_model(store):
@@ -189,6 +201,7 @@ def served_answer(model_uri: str, tracking_uri: str, tmp_path: Path, image_b64: 
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_mlflow_models_serve_answers_a_photo(store, tmp_path):
     answer = served_answer("models:/fmnist-cnn@best", store.uri, tmp_path, b64_photo("t-shirt"))
     assert 0 <= answer["class_id"] <= 9 and len(answer["probabilities"]) == 10 and answer["error"] == ""

@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist.data import load_arrays
-from fmnist.preprocess import ImageError, Limits, PhotoSettings, is_fmnist_like, prepare, read_image
+from fmnist.config import Limits, PhotoSettings, from_yaml
+from fmnist.errors import ImageError
+from fmnist.photos.preprocess import is_fmnist_like, prepare, read_image
+from fmnist.training.data import load_arrays
 from tests.conftest import PHOTOS
 
 FOLDERS = ("t-shirt", "pants", "dress", "outwear", "shirt", "longsleeve", "shoes", "hat")
+
+PHOTO = from_yaml(PhotoSettings, "photo/default.yaml")
+LIMITS = from_yaml(Limits, "limits/default.yaml")
 
 
 def first_photo(folder: str) -> Path:
@@ -23,7 +28,7 @@ def first_photo(folder: str) -> Path:
 
 
 def prepared(path: Path | bytes) -> np.ndarray:
-    return prepare(read_image(path), "photo", PhotoSettings())
+    return prepare(read_image(path, LIMITS), "photo", PHOTO)
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -42,9 +47,9 @@ def test_real_photo_becomes_a_fashion_mnist_like_input(folder):
 
 def test_colour_and_plain_inputs_for_photo_models():
     """A photo model may take the garment in colour on black, or the whole photo, at its own size."""
-    photo = read_image(first_photo("pants"))
-    colour = prepare(photo, "photo", PhotoSettings(input="colour", size=48))
-    plain = prepare(photo, "photo", PhotoSettings(input="plain", size=48))
+    photo = read_image(first_photo("pants"), LIMITS)
+    colour = prepare(photo, "photo", PHOTO.model_copy(update={"input": "colour", "size": 48}))
+    plain = prepare(photo, "photo", PHOTO.model_copy(update={"input": "plain", "size": 48}))
     assert colour.shape == plain.shape == (48, 48, 3) and colour.dtype == plain.dtype == np.float32
     lit = colour.max(axis=2) > 0.02
     ys, xs = np.nonzero(lit)
@@ -72,14 +77,14 @@ def test_exif_orientation_is_honoured():
     exif = Image.Exif()
     exif[0x0112] = 6  # stored landscape, to be shown rotated 90 degrees clockwise
     stored = rgb.transpose(Image.Transpose.ROTATE_90)
-    photo = read_image(photo_bytes("JPEG", stored, exif=exif.tobytes()))
+    photo = read_image(photo_bytes("JPEG", stored, exif=exif.tobytes()), LIMITS)
     assert photo.rgb.shape[0] > photo.rgb.shape[1], "read upright, as the camera meant"
 
 
 def test_gray_16bit_and_rgba_cut_out():
     sixteen = np.zeros((64, 48), np.uint16)
     sixteen[8:56, 12:36] = 50000
-    photo = read_image(photo_bytes("PNG", Image.fromarray(sixteen)))
+    photo = read_image(photo_bytes("PNG", Image.fromarray(sixteen)), LIMITS)
     assert photo.rgb.dtype == np.uint8 and photo.rgb.shape == (64, 48, 3) and photo.rgb.max() == 50000 // 257
 
     rgba = np.zeros((60, 60, 4), np.uint8)
@@ -93,9 +98,9 @@ def test_gray_16bit_and_rgba_cut_out():
 def test_fashion_mnist_images_skip_the_photo_steps():
     x_train = load_arrays()[0][:5]
     for img in x_train:
-        photo = read_image(photo_bytes("PNG", Image.fromarray(img)))
+        photo = read_image(photo_bytes("PNG", Image.fromarray(img)), LIMITS)
         assert is_fmnist_like(photo)
-        assert np.allclose(prepare(photo, "auto", PhotoSettings()), img / 255.0)
+        assert np.allclose(prepare(photo, "auto", PHOTO), img / 255.0)
 
 
 def huge_png_header(width: int, height: int) -> bytes:
@@ -118,11 +123,11 @@ def test_bad_bytes_raise_one_clear_problem(data, problem):
         whole = first_photo("dress").read_bytes()
         data = whole[: len(whole) // 2]
     with pytest.raises(ImageError, match=problem):
-        read_image(data, Limits())
+        read_image(data, LIMITS)
 
 
 def test_cmyk_is_converted_with_a_note():
-    photo = read_image(photo_bytes("JPEG", Image.open(first_photo("shirt")).convert("CMYK")))
+    photo = read_image(photo_bytes("JPEG", Image.open(first_photo("shirt")).convert("CMYK")), LIMITS)
     assert photo.rgb.shape[2] == 3 and "CMYK" in photo.note
 
 

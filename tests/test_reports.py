@@ -22,12 +22,14 @@ from google.protobuf import text_format
 from mlflow.tracking import MlflowClient
 from tensorboard.plugins.projector import ProjectorConfig
 
-from fmnist.config import Config, ConfigError, ReportConfig, validate
-from fmnist.data import CLASS_NAMES, load_splits
-from fmnist.report import ReportCommand, hydra_args, redraw
+from fmnist import cli
+from fmnist.config import Config, ReportConfig, from_yaml, validate
+from fmnist.errors import ConfigError
 from fmnist.reports import log_run_reports, log_sweep_reports
-from fmnist.train import train
-from tests.conftest import compose_cfg, mlflow_store
+from fmnist.reports.redraw import redraw
+from fmnist.training.data import CLASS_NAMES, load_splits
+from fmnist.training.run import train
+from tests.conftest import mlflow_store
 
 EMBED, TSNE, MISTAKES, SUBSET, SEED = 200, 60, 12, 1000, 5
 OVERRIDES = ["experiment=quick", f"data.subset={SUBSET}", "trainer.epochs=1", f"seed={SEED}",
@@ -57,7 +59,7 @@ def trained(tmp_path_factory) -> Trained:
     """One train run for the whole module (training is the slow part), in its own store."""
     tmp = tmp_path_factory.mktemp("reports")
     with mlflow_store(tmp):
-        yield Trained(train(validate(Config, compose_cfg("config", OVERRIDES))), tmp)
+        yield Trained(train(validate(Config, cli.compose("train", OVERRIDES))), tmp)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -145,7 +147,8 @@ def test_curves_data_is_the_logged_history(trained):
 def test_reports_off_logs_nothing(trained):
     model = mlflow.keras.load_model(f"runs:/{trained.run_id}/model")
     with mlflow.start_run() as run:
-        log_run_reports(model, load_splits(subset=SUBSET, seed=SEED), {}, ReportConfig(enabled=False))
+        off = from_yaml(ReportConfig, "report/default.yaml", enabled=False)
+        log_run_reports(model, load_splits(subset=SUBSET, seed=SEED), {}, off)
     assert MlflowClient().list_artifacts(run.info.run_id) == []
 
 
@@ -154,7 +157,7 @@ def test_a_failing_report_warns_and_tags_but_does_not_fail_the_run(trained, caps
     splits = load_splits(subset=SUBSET, seed=SEED)
     broken = dataclasses.replace(splits, x_test=splits.x_test[:, :20])  # 20x28 images: the model refuses them
     with mlflow.start_run() as run:
-        log_run_reports(model, broken, {}, ReportConfig())
+        log_run_reports(model, broken, {}, from_yaml(ReportConfig, "report/default.yaml"))
     assert "report_error" in mlflow.get_run(run.info.run_id).data.tags
     assert "warning: reports not logged:" in capsys.readouterr().err
 
@@ -176,16 +179,16 @@ def test_report_command_regenerates_a_runs_reports(trained):
 def test_report_model_best_resolves_to_the_source_run(trained, tmp_path):
     version = mlflow.register_model(f"runs:/{trained.run_id}/model", "fmnist-cnn").version
     MlflowClient().set_registered_model_alias("fmnist-cnn", "best", version)
-    cfg = validate(ReportCommand, {"model_ref": "best", "out": str(tmp_path),
-                                   "report": {"embeddings": False, "mistakes": 3}})
+    cfg = cli.config("report", ["model=best", f"out={tmp_path}", "report.embeddings=false", "report.mistakes=3"])
     assert redraw(cfg) == trained.run_id
     assert len(read_csv(tmp_path / "mistakes.csv")) == 3 and not (tmp_path / "projector").exists()
 
 
 def test_report_command_arguments():
-    assert hydra_args(["model=best", "run=x", "report.model=y"]) == ["model_ref=best", "run=x", "report.model=y"]
+    renamed = cli.renamed(["model=best", "run=x", "report.model=y"], "model_ref")
+    assert renamed == ["model_ref=best", "run=x", "report.model=y"]
     with pytest.raises(ConfigError, match="exactly one of run=RUN_ID or model=ALIAS"):
-        validate(ReportCommand, {})
+        cli.config("report", [])
 
 
 def synthetic_trials() -> list[dict]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,28 +15,31 @@ import time
 from pathlib import Path
 
 import cv2
+import keras_tuner as kt
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-
 from omegaconf import OmegaConf
 
-from fmnist.config import Config, ConfigError, SelectionConfig, validate
-from fmnist.data import load_arrays
-from fmnist.registry import leaderboard
-from fmnist.serving import load_keras
-from fmnist.sweep import sweep
-from tests.conftest import compose_cfg
+from fmnist import cli
+from fmnist.config import Config, SelectionConfig, validate
+from fmnist.errors import ConfigError
+from fmnist.photos.serving import load_keras
+from fmnist.search.registry import leaderboard
+from fmnist.search.sweeping import sweep
+from fmnist.search.tuning import SpaceHyperModel
+from fmnist.training.data import load_arrays, load_splits
 
 QUICK = ["experiment=quick", "data.subset=1500"]
-WORSE = {"learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
+WORSE = {"model.learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
 
 
 def quick_cfg(overrides: tuple[str, ...] = (), space: dict | None = None):
     """The quick experiment with overrides and search-space entries replaced outright."""
-    cfg = compose_cfg("config", [*QUICK, *overrides])
+    cfg = cli.compose("train", [*QUICK, *overrides])
     OmegaConf.set_struct(cfg, False)
     for name, entry in (space or {}).items():
         cfg.search[name] = entry
@@ -58,6 +63,7 @@ def tuner_trials(name: str) -> dict[str, dict]:
     return {t["trial_id"]: t for t in trials}
 
 
+@pytest.mark.slow
 def test_quick_sweep_tracks_each_trial_and_registers(store):
     run_sweep()
     client = MlflowClient()
@@ -72,10 +78,12 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
         assert r.data.params == expected
         assert r.info.status == "FINISHED"
         assert {"train_accuracy", "val_accuracy", "test_accuracy", "overfit_gap", "loss"} <= set(r.data.metrics)
-        built = yaml.safe_load(mlflow.artifacts.load_text(f"{r.info.artifact_uri}/model.yaml"))  # the model the params expand to
-        assert len(built["conv_blocks"]) == int(r.data.params["conv_blocks"])
-        assert built["conv_blocks"][0]["filters"] == int(r.data.params["filters_1"])
-        assert built["dense"][0]["units"] == int(r.data.params["dense_units"])
+        # the model the params expand to
+        built = yaml.safe_load(mlflow.artifacts.load_text(f"{r.info.artifact_uri}/model.yaml"))
+        last = len(built["conv_blocks"]) - 1
+        assert last + 1 == int(r.data.params["model.conv_blocks"])
+        assert built["conv_blocks"][last]["filters"] == int(r.data.params[f"model.conv_blocks.{last}.filters"])
+        assert built["dense"][0]["units"] == int(r.data.params["model.dense.0.units"])
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"leaderboard.csv", "leaderboard.md", "sweep_reports"} <= artifacts
     sweep_plots = {a.path for a in client.list_artifacts(parents[0].info.run_id, "sweep_reports")}
@@ -94,6 +102,7 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
     assert 0 <= int(answer["class_id"][0]) <= 9 and 0 < float(answer["confidence"][0]) <= 1
 
 
+@pytest.mark.slow
 def test_alias_goes_to_the_better_sweep(store):
     client = MlflowClient()
     run_sweep("sweep.name=worse", space=WORSE)
@@ -106,8 +115,10 @@ def test_alias_goes_to_the_better_sweep(store):
     assert len(client.search_model_versions("name='fmnist-cnn'")) == 3
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_resume(store, tmp_path):
-    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "data.subset=3000", "search.epochs.value=4",
+    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "data.subset=3000", "search.trainer.epochs.value=4",
+           "selection.max_gap=0.2",  # tiny trials overfit by chance; this test is about resuming
            "trainer.verbose=2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
@@ -135,14 +146,19 @@ def test_sigkill_mid_trial_then_resume(store, tmp_path):
     assert client.get_model_version_by_alias("fmnist-cnn", "best").version == 1
 
 
+F, E, B = "model.conv_blocks.*.filters", "trainer.epochs", "trainer.batch_size"
+
+
 @pytest.mark.parametrize("entry,message", [
-    ({"filters": {"type": "gaussian", "values": [8]}}, "search.filters.type='gaussian': Input should be 'choice'"),
-    ({"epochs": {"type": "int", "min": 5, "max": 2}}, "search.epochs: min 5 is above max 2"),
-    ({"width": {"type": "int", "min": 1, "max": 2}}, "search.width: unknown hyperparameter; allowed: conv_blocks"),
-    ({"filters": {"type": "choice"}}, "search.filters: type 'choice' needs a non-empty 'values' list"),
-    ({"epochs": {"type": "int", "min": 0, "max": 3}}, "search.epochs: 0 is out of range for trainer.epochs"),
-    ({"epochs": {"type": "fixed", "value": -2}}, "search.epochs: -2 is out of range for trainer.epochs"),
-    ({"batch_size": {"type": "choice", "values": [64, 0]}}, "search.batch_size: 0 is out of range for trainer.batch_size"),
+    ({F: {"type": "gaussian", "values": [8]}}, f"search.{F}.type='gaussian': Input should be 'choice'"),
+    ({E: {"type": "int", "min": 5, "max": 2}}, f"search.{E}: min 5 is above max 2"),
+    ({"model.width": {"type": "int", "min": 1, "max": 2}}, "search.model.width: not a config path"),
+    ({F: {"type": "choice"}}, f"search.{F}: type 'choice' needs a non-empty 'values' list"),
+    ({E: {"type": "int", "min": 0, "max": 3}}, f"search.{E}: 0 is out of range for {E}"),
+    ({E: {"type": "fixed", "value": -2}}, f"search.{E}: -2 is out of range for {E}"),
+    ({B: {"type": "choice", "values": [64, 0]}}, f"search.{B}: 0 is out of range for {B}"),
+    ({F: {"type": "choice", "values": [0]}}, f"search.{F}: 0 is out of range for {F}"),
+    ({"model.conv_blocks": {"type": "float", "min": 1, "max": 2}}, "search.model.conv_blocks: a list's length"),
 ])
 def test_invalid_space_is_rejected_before_training(entry, message):
     with pytest.raises(ConfigError) as e:
@@ -151,27 +167,42 @@ def test_invalid_space_is_rejected_before_training(entry, message):
 
 
 def test_cli_invalid_space_exits_2_without_a_run(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "fmnist.sweep", *QUICK, "search.learning_rate.min=0.1"],
+    out = subprocess.run([sys.executable, "-m", "fmnist.sweep", *QUICK, "search.model.learning_rate.min=0.1"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
-    assert [l for l in out.stderr.splitlines() if l.startswith("error:")] == [
-        "error: config: search.learning_rate: min 0.1 is above max 0.003"]
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
+        "error: config: search.model.learning_rate: min 0.1 is above max 0.003"]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweeps").exists()
 
 
-def test_diverging_trial_is_failed_and_the_sweep_goes_on(store):
-    run_sweep("sweep.name=diverge", "tuner.max_trials=4",
-              space={"learning_rate": {"type": "choice", "values": [0.002, 1.0e+9]}})
+@pytest.mark.slow
+def test_a_failing_trial_is_failed_and_the_sweep_goes_on(store):
+    """Three blocks of valid 5x5 convs shrink 28x28 away: those trials fail, two blocks train."""
+    shrinking = {"model.conv_blocks": {"type": "choice", "values": [2, 3]},
+                 "model.conv_blocks.*.kernel": {"type": "fixed", "value": 5, "shared": True},
+                 "model.conv_blocks.*.padding": {"type": "fixed", "value": "valid", "shared": True}}
+    run_sweep("sweep.name=failing", "tuner.max_trials=4", space=shrinking)
     client = MlflowClient()
-    parent = next(r for r in runs_of(client) if r.info.run_name == "diverge")
-    statuses = {r.data.params["learning_rate"]: r.info.status for r in children(client, parent.info.run_id)}
-    assert statuses.get("1000000000.0") == "FAILED" and statuses.get("0.002") == "FINISHED"
+    parent = next(r for r in runs_of(client) if r.info.run_name == "failing")
+    statuses = {r.data.params["model.conv_blocks"]: r.info.status for r in children(client, parent.info.run_id)}
+    assert statuses == {"3": "FAILED", "2": "FINISHED"}
 
 
+def test_a_diverging_trial_fails(store):
+    """A loss that is no longer finite ends the trial FAILED ("loss diverged"), not as a result."""
+    cfg = validate(Config, quick_cfg())
+    splits = load_splits(subset=1000, seed=0)
+    poisoned = dataclasses.replace(splits, x_train=np.full_like(splits.x_train, 3e38))  # overflows: loss inf
+    hypermodel, hp = SpaceHyperModel(cfg), kt.HyperParameters()
+    with mlflow.start_run(), pytest.raises(kt.errors.FailedTrialError, match="loss diverged"):
+        hypermodel.fit(hp, hypermodel.build(hp), poisoned)
+
+
+@pytest.mark.slow
 def test_a_retrain_within_max_gap_is_what_gets_registered(store):
     """The retrain's own gap is checked too; within max_gap, its model is the registered one."""
     run_sweep("sweep.name=strict", "selection.retrain_epochs=3", "selection.max_gap=1.0",
-              "tuner.max_trials=1", space={"epochs": {"type": "fixed", "value": 1}})
+              "tuner.max_trials=1", space={"trainer.epochs": {"type": "fixed", "value": 1}})
     client = MlflowClient()
     v1 = client.get_model_version_by_alias("fmnist-cnn", "best")
     final = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], "tags.role = 'final'")
@@ -180,14 +211,14 @@ def test_a_retrain_within_max_gap_is_what_gets_registered(store):
 
 def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
     run_sweep("sweep.name=slow", "tuner.max_trials=2", "sweep.trial_minutes=0.0001",
-              space={"batch_size": {"type": "fixed", "value": 16}})  # enough batches to measure the pace
+              space={"trainer.batch_size": {"type": "fixed", "value": 16}})  # enough batches to measure the pace
     client = MlflowClient()
     parent = next(r for r in runs_of(client) if r.info.run_name == "slow")
     kids = children(client, parent.info.run_id)
     assert len(kids) == 2 and {r.info.status for r in kids} == {"FAILED"}
     assert all(r.data.tags["trial_error"].startswith("too slow:") for r in kids)
     # the partial epoch logged a val_accuracy; the leaderboard must not rank it as a result
-    assert all(math.isnan(row["val_accuracy"]) for row in leaderboard(client, mlflow.get_run(parent.info.run_id)))
+    assert all(math.isnan(row["val_accuracy"]) for row in leaderboard(mlflow.get_run(parent.info.run_id)).to_dict("records"))
     assert "registered_version" not in mlflow.get_run(parent.info.run_id).data.tags
 
 
@@ -200,4 +231,23 @@ def test_no_trial_starts_after_search_minutes(store):
 
 @pytest.mark.parametrize("seconds, epochs", [(None, 24), (10.0, 24), (60.0, 15), (1000.0, 1)])
 def test_the_retrain_shrinks_to_fit_retrain_minutes(seconds, epochs):
-    assert SelectionConfig(retrain_epochs=24, retrain_minutes=15).epochs_at(seconds) == epochs
+    selection = SelectionConfig(max_gap=0.03, alias="best", retrain_epochs=24, retrain_minutes=15)
+    assert selection.epochs_at(seconds) == epochs
+
+
+@pytest.mark.slow
+def test_the_printed_command_trains_the_best_trials_model_again(store, capsys):
+    """The closing table prints, under each trial, the `python -m fmnist.train` line for its
+    settings; run as printed, it builds the very model the trial built."""
+    run_sweep("sweep.name=repro")
+    printed = next(line.strip() for line in capsys.readouterr().out.splitlines()
+                   if line.strip().startswith("python -m fmnist.train "))
+    client = MlflowClient()
+    parent = next(r for r in runs_of(client) if r.info.run_name == "repro")
+    best = leaderboard(parent).iloc[0]
+    assert printed == best["command"], "the top row's command is the best trial's"
+    argv = shlex.split(printed)
+    assert subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True).returncode == 0
+    rerun = next(r for r in runs_of(client) if r.info.run_name == "quick" and "mlflow.parentRunId" not in r.data.tags)
+    model_yaml = lambda run_id: yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/model.yaml"))  # noqa: E731
+    assert model_yaml(rerun.info.run_id) == model_yaml(best["run_id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,17 +11,17 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fmnist import cli
 from fmnist.config import Config, validate
-from fmnist.data import load_splits
-from fmnist.train import train
-from tests.conftest import compose_cfg
+from fmnist.training.data import load_splits
+from fmnist.training.run import train
 
 OVERRIDES = ["experiment=quick", "data.subset=2000", "trainer.epochs=2", "trainer.verbose=0", "seed=7"]
 
 
 @pytest.fixture
 def run_id(store) -> str:
-    return train(validate(Config, compose_cfg("config", OVERRIDES)))
+    return train(validate(Config, cli.compose("train", OVERRIDES)))
 
 
 def test_run_has_params_curves_and_summary(run_id):
@@ -45,17 +46,18 @@ def test_logged_model_reproduces_test_accuracy(run_id):
 
 
 def test_same_seed_same_metrics(store):
-    cfg = validate(Config, compose_cfg("config", OVERRIDES))
+    cfg = validate(Config, cli.compose("train", OVERRIDES))
     a, b = (mlflow.get_run(train(cfg)).data.metrics for _ in range(2))
     for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
         assert a[key] == b[key]
 
 
+@pytest.mark.slow
 def test_cli_quick_run_into_env_store(tmp_path):
     """`python -m fmnist.train experiment=quick` honours MLFLOW_TRACKING_URI, as MLflow does."""
     uri = f"sqlite:///{tmp_path / 'other.db'}"
     out = subprocess.run([sys.executable, "-m", "fmnist.train", "experiment=quick", "trainer.verbose=0"],
-                         capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "MLFLOW_TRACKING_URI": uri})
+                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     assert out.returncode == 0, out.stderr[-2000:]
     runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("fmnist").experiment_id])
     assert len(runs) == 1 and runs[0].data.metrics["test_accuracy"] > 0.5

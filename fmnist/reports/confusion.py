@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.reports.files import write_csv, write_json
 from fmnist.reports.figures import figure, margins, save
+from fmnist.reports.files import write_csv, write_json
 
 SCORES = ("precision", "recall", "accuracy", "support")
 
@@ -41,7 +41,7 @@ def score_table(scores: np.ndarray, names: tuple[str, ...]) -> str:
     cells, it costs a tenth as much."""
     width = max(map(len, names))
     lines = [f"{'':{width}}  {'precision':>9} {'recall':>6} {'accuracy':>8} {'support':>7}"]
-    lines += [f"{n:{width}}  {p:9.3f} {r:6.3f} {a:8.3f} {s:7.0f}" for n, (p, r, a, s) in zip(names, scores)]
+    lines += [f"{n:{width}}  {p:9.3f} {r:6.3f} {a:8.3f} {s:7.0f}" for n, (p, r, a, s) in zip(names, scores, strict=False)]
     return "\n".join(lines)
 
 
@@ -76,7 +76,7 @@ def write_confusion(y_true: np.ndarray, y_pred: np.ndarray, names: tuple[str, ..
         "accuracy": float(np.trace(counts) / counts.sum()), "counts": counts.tolist(),
         "normalized": np.round(normalized(counts), 6).tolist(),
     }
-    rows = [[name, *map(float, s[:3]), int(s[3])] for name, s in zip(names, scores)]
+    rows = [[name, *map(float, s[:3]), int(s[3])] for name, s in zip(names, scores, strict=False)]
     return [plot_confusion(counts, scores, names, out / "confusion.png"),
             write_json(out / "confusion.json", data),
             write_csv(out / "per_class.csv", ["class", *SCORES], rows)]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fmnist.reports.files import write_csv
 from fmnist.reports.figures import figure, margins, save
+from fmnist.reports.files import write_csv
 
 COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 

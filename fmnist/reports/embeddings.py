@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fmnist.reports.files import write_csv
 from fmnist.reports.figures import CLASS_COLORS, figure, margins, save
+from fmnist.reports.files import write_csv
 
 
 def sample(n: int, size: int, seed: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def project(features: np.ndarray, tsne_size: int, seed: int) -> tuple[np.ndarray
 def plot_embeddings(pca: np.ndarray, tsne: np.ndarray, labels: np.ndarray, names: tuple[str, ...],
                     path: Path) -> Path:
     fig = figure(13, 6)
-    for ax, points, title in zip(fig.subplots(1, 2), (pca, tsne), ("PCA", "t-SNE")):
+    for ax, points, title in zip(fig.subplots(1, 2), (pca, tsne), ("PCA", "t-SNE"), strict=False):
         shown = labels[: len(points)]
         ax.scatter(points[:, 0], points[:, 1], c=np.asarray(CLASS_COLORS)[shown], s=8, alpha=0.8, linewidths=0)
         ax.set(title=f"{title} of the penultimate layer, {len(points)} test images", xticks=[], yticks=[])
@@ -54,7 +54,7 @@ def write_embeddings(pca: np.ndarray, tsne: np.ndarray, labels: np.ndarray, indi
     """embeddings.png and embeddings.csv (test_index, label, pca_x/y, tsne_x/y; t-SNE blank
     beyond its sample) from the two projections of the images at `indices`."""
     rows = [[int(i), names[y], *map(float, pca[k]), *(map(float, tsne[k]) if k < len(tsne) else ("", ""))]
-            for k, (i, y) in enumerate(zip(indices, labels))]
+            for k, (i, y) in enumerate(zip(indices, labels, strict=False))]
     header = ["test_index", "label", "pca_x", "pca_y", "tsne_x", "tsne_y"]
     return [plot_embeddings(pca, tsne, labels, names, out / "embeddings.png"),
             write_csv(out / "embeddings.csv", header, rows)]

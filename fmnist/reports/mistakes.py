@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist.reports.files import write_csv
 from fmnist.reports.figures import figure, save
+from fmnist.reports.files import write_csv
 
 COLUMNS = 6
 PAD, CAPTION = 3, 9  # pixels around each 28-pixel image, and below it for its two caption lines

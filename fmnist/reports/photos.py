@@ -12,7 +12,9 @@ import mlflow
 import numpy as np
 from PIL import Image
 
-from fmnist.preprocess import ImageError, read_image
+from fmnist.config import Limits
+from fmnist.errors import ImageError
+from fmnist.photos.preprocess import read_image
 from fmnist.reports.confusion import write_confusion
 from fmnist.reports.curves import write_curves
 from fmnist.reports.mistakes import write_mistakes
@@ -21,12 +23,12 @@ from fmnist.reports.run import ARTIFACT_PATH, collector_paused
 THUMB = 64
 
 
-def thumbnails(files: list[Path]) -> np.ndarray:
+def thumbnails(files: list[Path], limits: Limits) -> np.ndarray:
     """(N, THUMB, THUMB, 3) in [0, 1]: each photo shrunk onto a white square, aspect kept."""
     out = np.ones((len(files), THUMB, THUMB, 3), np.float32)
     for i, f in enumerate(files):
         try:
-            image = Image.fromarray(read_image(f, target=THUMB).rgb)
+            image = Image.fromarray(read_image(f, limits, target=THUMB).rgb)
         except ImageError:
             continue  # it was read for training; a file changed since stays a white tile
         image.thumbnail((THUMB, THUMB))
@@ -36,19 +38,20 @@ def thumbnails(files: list[Path]) -> np.ndarray:
 
 
 def write_photo_reports(history: dict[str, list[float]], y_val: np.ndarray, probs: np.ndarray,
-                        classes: tuple[str, ...], files: list[Path], mistakes: int, out: Path) -> list[Path]:
+                        classes: tuple[str, ...], files: list[Path], limits: Limits, mistakes: int,
+                        out: Path) -> list[Path]:
     return [*write_curves(history, out),
             *write_confusion(y_val, probs.argmax(1), classes, out),
-            *write_mistakes(lambda picked: thumbnails([files[i] for i in picked]), y_val, probs, classes,
+            *write_mistakes(lambda picked: thumbnails([files[i] for i in picked], limits), y_val, probs, classes,
                             mistakes, out, what="validation-photo")]
 
 
 def log_photo_reports(history: dict[str, list[float]], y_val: np.ndarray, probs: np.ndarray,
-                      classes: tuple[str, ...], files: list[Path], mistakes: int) -> None:
+                      classes: tuple[str, ...], files: list[Path], limits: Limits, mistakes: int) -> None:
     """Drawn and logged under `reports/` of the active run; a failure is a warning, not a failed run."""
     try:
         with tempfile.TemporaryDirectory(prefix="fmnist-reports-") as tmp, collector_paused():
-            write_photo_reports(history, y_val, probs, classes, files, mistakes, Path(tmp))
+            write_photo_reports(history, y_val, probs, classes, files, limits, mistakes, Path(tmp))
             mlflow.log_artifacts(tmp, ARTIFACT_PATH)
     except Exception as e:  # noqa: BLE001 - a picture must not fail the run it describes
         message = f"{type(e).__name__}: {e}".splitlines()[0][:500]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from fmnist.model import base_model
+from fmnist.training.model import base_model
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from fmnist.config import ReportConfig
-from fmnist.data import CLASS_NAMES, Splits
 from fmnist.reports.confusion import write_confusion
 from fmnist.reports.curves import write_curves
 from fmnist.reports.embeddings import project, sample, write_embeddings
 from fmnist.reports.mistakes import write_mistakes
 from fmnist.reports.predict import Outputs, predict
 from fmnist.reports.projector import write_projector
+from fmnist.training.data import CLASS_NAMES, Splits
 
 ARTIFACT_PATH = "reports"
 
@@ -47,7 +47,7 @@ def write_embedding_reports(outputs: Outputs, splits: Splits, picked: np.ndarray
                             projections: tuple[np.ndarray, np.ndarray], out: Path) -> list[Path]:
     """Projector files for the sampled test images, and their PCA / t-SNE plots."""
     labels, pred = splits.y_test[picked], outputs.probabilities[picked].argmax(1)
-    meta = [(int(i), CLASS_NAMES[t], CLASS_NAMES[p], t == p) for i, t, p in zip(picked, labels, pred)]
+    meta = [(int(i), CLASS_NAMES[t], CLASS_NAMES[p], t == p) for i, t, p in zip(picked, labels, pred, strict=False)]
     return [*write_projector(outputs.features[picked], splits.x_test[picked], meta, out / "projector"),
             *write_embeddings(*projections, labels, picked, CLASS_NAMES, out)]
 

@@ -16,14 +16,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist.config import DataConfig, validate
-from fmnist.model import CUSTOM_OBJECTS
+from fmnist.errors import ReportError
 from fmnist.reports.curves import COLUMNS
+from fmnist.training.model import CUSTOM_OBJECTS
 
 MODEL_ARTIFACT = "model"
-
-
-class ReportError(RuntimeError):
-    """The run or model to report on cannot be found or read; one line for the user."""
 
 
 @dataclass(frozen=True)

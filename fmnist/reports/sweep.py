@@ -18,8 +18,8 @@ import mlflow
 import numpy as np
 from matplotlib.axes import Axes
 
-from fmnist.reports.files import write_csv
 from fmnist.reports.figures import figure, save
+from fmnist.reports.files import write_csv
 
 ARTIFACT_PATH = "sweep_reports"
 PANEL_COLUMNS = 3
@@ -102,7 +102,7 @@ def panel(ax: Axes, name: str, values: list[Any], val: list[float]) -> None:
     else:
         labels = sorted({str(v) for v in values})
         pos = np.array([labels.index(str(v)) for v in values], dtype=float)
-        groups = [[a for a, p in zip(val, pos) if p == i] for i in range(len(labels))]
+        groups = [[a for a, p in zip(val, pos, strict=False) if p == i] for i in range(len(labels))]
         ax.boxplot(groups, positions=range(len(labels)), tick_labels=labels, widths=0.5)
         jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(pos))
         ax.scatter(pos + jitter, val, alpha=0.8)
@@ -130,8 +130,8 @@ def plot_hyperparameters(trials: list[dict[str, Any]], path: Path) -> Path:
     fig = figure(4.2 * min(max(len(varied), 1), PANEL_COLUMNS), 3.4 * rows + 0.5)
     axes = fig.subplots(rows, min(max(len(varied), 1), PANEL_COLUMNS), squeeze=False).ravel()
     val = [score(t) for t in done]
-    for ax, name in zip(axes, varied):
-        present = [(v, a) for v, a in zip(columns[name], val) if v is not None]
+    for ax, name in zip(axes, varied, strict=False):  # a grid may have more axes than panels
+        present = [(v, a) for v, a in zip(columns[name], val, strict=False) if v is not None]
         panel(ax, name[3:], [v for v, _ in present], [a for _, a in present])
     for ax in axes[len(varied):]:
         ax.axis("off")
@@ -150,7 +150,7 @@ def plot_gap(trials: list[dict[str, Any]], path: Path) -> Path:
     val = [score(t) for t in done]
     gap = [score(t, "overfit_gap") for t in done]
     ax.scatter(val, gap, alpha=0.8)
-    for t, x, y in zip(done, val, gap):
+    for t, x, y in zip(done, val, gap, strict=False):
         ax.annotate(str(t["trial_id"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set(xlabel="validation accuracy", ylabel="overfit gap (train - validation accuracy)",
@@ -164,7 +164,7 @@ def write_sweep_reports(trials: list[dict[str, Any]], out: Path) -> list[Path]:
     """sweep_progress.png, sweep_hyperparameters.png, sweep_gap.png and trials.csv (the
     trials as given, in start order, plus best_so_far)."""
     columns = list(dict.fromkeys(k for t in trials for k in t))
-    rows = [[t.get(c, "") for c in columns] + [float(b)] for t, b in zip(trials, best_so_far(trials))]
+    rows = [[t.get(c, "") for c in columns] + [float(b)] for t, b in zip(trials, best_so_far(trials), strict=False)]
     return [plot_progress(trials, out / "sweep_progress.png"),
             plot_hyperparameters(trials, out / "sweep_hyperparameters.png"),
             plot_gap(trials, out / "sweep_gap.png"),

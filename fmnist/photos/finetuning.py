@@ -1,0 +1,122 @@
+"""One fine-tuning run's record, shared by `fmnist.finetune` and the photo sweep's trials:
+the user's photos, the Fashion-MNIST start, training with everything it logs to MLflow,
+and registration against the holder of the alias on the same photos."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import keras
+import mlflow
+import numpy as np
+
+from fmnist.config import Config
+from fmnist.errors import ConfigError, NoModelError
+from fmnist.photos.photoset import PhotoArrays, PhotoData, load_photo_data
+from fmnist.photos.serving import load_classifier, log_photo_model
+from fmnist.photos.transfer import for_inference, network, train_stages
+from fmnist.reports.photos import log_photo_reports
+from fmnist.search.registry import register_if_better
+from fmnist.training.fitting import accuracy, seed_everything
+from fmnist.training.tracking import EpochLogger, flatten, run_tags, use_store
+
+
+def photo_data(cfg: Config) -> PhotoData:
+    if not cfg.photos:
+        raise ConfigError("photos: give the folder of labelled photos, photos=DIR (one subfolder per class)")
+    ft = cfg.finetune
+    return load_photo_data(cfg.photos, cfg.validation, ft.val_fraction, cfg.seed, ft.cache, cfg.limits, ft.workers)
+
+
+def load_base(cfg: Config) -> keras.Model | None:
+    """The Fashion-MNIST model to start from, or None for a network from scratch."""
+    if cfg.finetune.from_scratch:
+        return None
+    try:
+        model = load_classifier(cfg.finetune.base, cfg.mlflow.registered_model).model
+    except NoModelError as e:
+        raise ConfigError(f"finetune.base={cfg.finetune.base}: {e}; or start from scratch with model=none") from None
+    if tuple(model.input_shape[1:]) != cfg.photo.shape:
+        raise ConfigError(f"finetune.base={cfg.finetune.base}: takes {model.input_shape[1:]} inputs, not the "
+                          f"{cfg.photo.shape} of photo.input={cfg.photo.input} photo.size={cfg.photo.size}")
+    return model
+
+
+def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
+                check: Callable[[dict[str, list[float]]], None] = lambda history: None) -> tuple[dict[str, float], str]:
+    """Train on the photos and leave in the active run what every fine-tuning leaves: the
+    summary metrics, reports over the user's classes, and the model with its classes and
+    photo steps (a PhotoClassifier). `check` may reject the training (a sweep's trial that
+    diverged or ran too slow) before anything is logged. Returns the summary and the model's URI."""
+    a: PhotoArrays = data.arrays(cfg.photo)
+    mlflow.log_metrics({"photos_train": len(a.y_train), "photos_val": len(a.y_val), "class_count": len(data.classes)})
+    start = time.perf_counter()
+    history = train_stages(net, cfg, (a.x_train, a.y_train), (a.x_val, a.y_val),
+                           [EpochLogger(mlflow.active_run().info.run_id), *callbacks], cfg.seed)
+    seconds = time.perf_counter() - start
+    check(history)
+    model = for_inference(net, cfg)
+    probs = model.predict(a.x_val, batch_size=256, verbose=0)
+    train, val = accuracy(model, a.x_train, a.y_train), float(np.mean(probs.argmax(1) == a.y_val))
+    summary = {"train_accuracy": train, "val_accuracy": val, "overfit_gap": train - val}
+    mlflow.log_metrics({**summary, "train_seconds": seconds, "epoch_seconds": seconds / max(1, len(history["loss"]))},
+                       step=len(history["loss"]))
+    if cfg.report.enabled:
+        log_photo_reports(history, a.y_val, probs, data.classes, list(a.val_files), cfg.limits, cfg.report.mistakes)
+    uri = log_photo_model(model, name="model", photo=cfg.photo, classes=data.classes)
+    mlflow.set_tag("model_uri", uri)
+    return summary, uri
+
+
+def base_tags(cfg: Config) -> dict[str, str]:
+    """Which Fashion-MNIST model the run started from: the reference and, from the registry, its version."""
+    if cfg.finetune.from_scratch:
+        return {"base_model": "none"}
+    ref = cfg.finetune.base
+    uri = f"models:/{cfg.mlflow.registered_model}@best" if ref == "best" else ref
+    tags = {"base_model": uri}
+    if uri.startswith("models:/") and "@" in uri:
+        name, alias = uri.removeprefix("models:/").split("@")
+        tags["base_model_version"] = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    return tags
+
+
+def register_photo_model(run_id: str, model_uri: str, cfg: Config, data: PhotoData,
+                         val_accuracy: float) -> tuple[str, bool, float | None]:
+    """The run's model as a new version of `finetune.registered_model`; the alias moves
+    only if it beats the holder on these validation photos, each prepared as its model expects."""
+    name = cfg.finetune.registered_model
+
+    def holder_score(version: str) -> float | None:
+        clf = load_classifier(f"models:/{name}/{version}")
+        if clf.classes != data.classes:
+            print(f"note: models:/{name}/{version} has other classes ({', '.join(clf.classes)}): "
+                  "not comparable, the alias moves", file=sys.stderr)
+            return None
+        x, y, _ = data.validation(clf.photo or cfg.photo)
+        return accuracy(clf.model, x, y)
+
+    tags = {"val_accuracy": val_accuracy, "classes": ",".join(data.classes), "source_run": run_id,
+            "photos": cfg.photos, **base_tags(cfg)}
+    return register_if_better(model_uri, name, cfg.selection.alias, val_accuracy, tags, holder_score)
+
+
+def finetune(cfg: Config) -> str:
+    """One fine-tuning run, registered; returns the MLflow run id."""
+    seed_everything(cfg.seed)
+    data = photo_data(cfg)  # before the model: a bad folder costs no model loading
+    use_store(cfg.mlflow)
+    base = load_base(cfg)
+    with mlflow.start_run(run_name=cfg.mlflow.run_name or f"finetune-{cfg.name}",
+                          tags=run_tags(experiment=cfg.name, role="finetune", **base_tags(cfg))) as run:
+        mlflow.log_params(flatten(cfg.model_dump(include={"photos", "validation", "photo", "finetune", "trainer",
+                                                          "model", "seed"})))
+        summary, uri = fit_and_log(cfg, data, network(cfg, len(data.classes), base), [])
+        version, moved, held = register_photo_model(run.info.run_id, uri, cfg, data, summary["val_accuracy"])
+    holder = "" if held is None else f" (holder: {held:.4f} on the same photos)"
+    print(f"run {run.info.run_id}: train {summary['train_accuracy']:.4f}  val {summary['val_accuracy']:.4f}  "
+          f"gap {summary['overfit_gap']:+.4f}; registered models:/{cfg.finetune.registered_model}/{version}"
+          f"{', alias @' + cfg.selection.alias + ' moved to it' if moved else ', alias stays'}{holder}")
+    return run.info.run_id

@@ -1,0 +1,205 @@
+"""The model as a photo classifier: an MLflow pyfunc that owns its preprocessing, and the
+loader the predict command uses for every kind of model reference.
+
+A plain Keras model answers 28x28 arrays, which no client has; `PhotoClassifier` answers
+photos (base64 image bytes), so `mlflow models serve` gives a usable HTTP endpoint and the
+preprocessing can never drift from the model it was logged with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
+
+from fmnist.config import Limits, Mode, PhotoSettings, from_yaml, packaged
+from fmnist.errors import ImageError, NoModelError
+from fmnist.photos.preprocess import blank, prepare, read_image
+from fmnist.training.data import CLASS_NAMES
+from fmnist.training.model import CUSTOM_OBJECTS
+from fmnist.training.modelio import requirements
+
+# Pinned beside the Keras stack. The `fmnist` package itself must be importable where the
+# model is served (`--env-manager local`).
+SERVING_EXTRAS = ("pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(DataType.string, "image")]),
+    outputs=Schema([
+        ColSpec(DataType.long, "class_id"), ColSpec(DataType.string, "class_name"),
+        ColSpec(DataType.double, "confidence"), ColSpec(Array(DataType.double), "probabilities"),
+        ColSpec(DataType.string, "error"),
+    ]),
+)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A loaded model with what it needs to answer photos: its class names and, for a model
+    that carries them, the photo steps it was trained with (None: the caller's settings)."""
+
+    model: keras.Model
+    classes: tuple[str, ...] = CLASS_NAMES
+    photo: Optional[PhotoSettings] = None
+
+
+def probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, H, W) gray or (N, H, W, 3) colour inputs -> (N, classes) softmax rows. A direct
+    call, not `predict`: no tf.data pipeline to set up, which matters for a handful of photos."""
+    inputs = inputs[..., None] if inputs.ndim == 3 else inputs
+    out = [keras.ops.convert_to_numpy(model(inputs[i: i + batch_size], training=False))
+           for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+class PhotoClassifier(mlflow.pyfunc.PythonModel):
+    """Keras model + photo preprocessing + class names. Input: a DataFrame with a column
+    `image` of base64-encoded image files. Output, one row per image: class_id, class_name,
+    confidence, probabilities (one per class), and error (empty, or why the image was not
+    classified). The class names and photo steps live in the logged model's config, so a
+    model fine-tuned on a user's own classes answers with them."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False,
+                                              custom_objects=CUSTOM_OBJECTS)
+        cfg = context.model_config or {}
+        self.photo = PhotoSettings.model_validate(cfg["photo"])
+        self.limits = Limits.model_validate(cfg["limits"])
+        self.mode: Mode = cfg.get("preprocess", "auto")
+        self.classes: tuple[str, ...] = tuple(cfg.get("classes", CLASS_NAMES))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+        frame = pd.DataFrame(model_input)
+        if "image" not in frame:
+            raise MlflowException.invalid_parameter_value("input needs a column 'image' of base64 image bytes")
+        inputs, errors = [], []
+        for value in frame["image"]:
+            try:
+                inputs.append(self.prepare(value))
+                errors.append("")
+            except ImageError as e:
+                inputs.append(blank(self.photo))
+                errors.append(str(e))
+        empty = np.zeros((0, *blank(self.photo).shape), np.float32)
+        return answer(probabilities(self.model, np.stack(inputs) if inputs else empty), errors, self.classes)
+
+    def prepare(self, value: Any) -> np.ndarray:
+        return prepare(read_image(decode_base64(value), self.limits, self.photo.work_size), self.mode, self.photo)
+
+
+def decode_base64(value: Any) -> bytes:
+    """The request's image field -> file bytes; JSON has no bytes type, hence base64."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError("'image' is not base64-encoded image bytes") from None
+
+
+def answer(probs: np.ndarray, errors: list[str], classes: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:
+    """One row per image; a failed image gets class_id -1 and its error. The served model's
+    response (SIGNATURE's outputs), and the middle of `python -m fmnist.predict`'s CSV/JSON rows,
+    so the endpoint and the files cannot drift apart."""
+    ids = probs.argmax(1) if len(probs) else np.zeros(0, int)
+    return pd.DataFrame({
+        "class_id": [int(i) if not e else -1 for i, e in zip(ids, errors, strict=True)],
+        "class_name": [classes[i] if not e else "" for i, e in zip(ids, errors, strict=True)],
+        "confidence": [float(p[i]) if not e else 0.0 for p, i, e in zip(probs, ids, errors, strict=True)],
+        "probabilities": [[float(v) for v in p] if not e else [] for p, e in zip(probs, errors, strict=True)],
+        "error": errors,
+    })
+
+
+def serving_config(photo: PhotoSettings | None = None, classes: Sequence[str] = CLASS_NAMES) -> dict[str, Any]:
+    """What the served model needs besides weights: its class names and photo steps (the
+    ones it was trained with, else fmnist/conf/photo/'s) and fmnist/conf/limits/, checked,
+    so a logged model treats photos exactly as `python -m fmnist.predict` does."""
+    predict = packaged("predict.yaml")
+    return {
+        "photo": (photo or from_yaml(PhotoSettings, "photo/default.yaml")).model_dump(),
+        "limits": from_yaml(Limits, "limits/default.yaml").model_dump(),
+        "preprocess": predict.get("preprocess", "auto"),
+        "classes": list(classes),
+    }
+
+
+def log_photo_model(keras_model: keras.Model, name: str = "model", photo: PhotoSettings | None = None,
+                    classes: Sequence[str] = CLASS_NAMES) -> str:
+    """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        keras_model.save(path)
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=PhotoClassifier(), artifacts={"keras_model": str(path)},
+            model_config=serving_config(photo, classes), signature=SIGNATURE,
+            pip_requirements=requirements(*SERVING_EXTRAS),
+        )
+    return info.model_uri
+
+
+# ---- loading any model reference ------------------------------------------------------------
+
+def resolve(ref: str, registered_model: str) -> str:
+    """`best` -> the registry alias; other references pass through."""
+    return f"models:/{registered_model}@best" if ref == "best" else ref
+
+
+def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
+    """The Keras model behind any reference (see `load_classifier`)."""
+    return load_classifier(ref, registered_model).model
+
+
+def load_classifier(ref: str, registered_model: str = "fmnist-cnn") -> Classifier:
+    """A model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train logs)
+    or a PhotoClassifier (what the sweeps register, with its classes and photo steps)."""
+    uri = resolve(ref, registered_model)
+    if "://" not in uri and ":/" not in uri:
+        return Classifier(load_file(Path(uri)))
+    if no_store():
+        raise NoModelError(missing_message(ref, uri, registered_model, FileNotFoundError("no store")))
+    try:
+        flavors = mlflow.models.get_model_info(uri).flavors
+    except (MlflowException, OSError) as e:
+        raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
+    if "keras" in flavors:
+        return Classifier(mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS))
+    python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    if not isinstance(python_model, PhotoClassifier):
+        raise NoModelError(f"{uri}: neither a Keras model nor a PhotoClassifier")
+    return Classifier(python_model.model, python_model.classes, python_model.photo)
+
+
+def load_file(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise NoModelError(f"{path}: no such model file (a .keras file, or best, models:/..., runs:/...)")
+    try:
+        return keras.saving.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
+    except (ValueError, OSError) as e:
+        raise NoModelError(f"{path}: not a Keras model ({str(e).splitlines()[0]})") from None
+
+
+def no_store() -> bool:
+    """A SQLite store that does not exist yet: MLflow would create an empty one, here."""
+    tracking = mlflow.get_tracking_uri()
+    return tracking.startswith("sqlite:///") and not Path(tracking.removeprefix("sqlite:///")).exists()
+
+
+def missing_message(ref: str, uri: str, registered_model: str, error: Exception) -> str:
+    """The one line a missing model gets; a missing `best` means no sweep has registered one."""
+    if ref == "best" or uri.startswith(f"models:/{registered_model}@"):
+        return (f"no model registered as {uri} in {mlflow.get_tracking_uri()}; "
+                f"run `python -m fmnist.sweep` first (or pass model=runs:/RUN_ID/model or model=FILE.keras)")
+    return f"{uri}: cannot load ({str(error).splitlines()[0]})"

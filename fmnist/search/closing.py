@@ -1,0 +1,95 @@
+"""How a Fashion-MNIST sweep ends: the winner retrained longer, tested once, registered, and
+the closing table printed. Idempotent, so a resumed sweep that already registered skips it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import mlflow
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from fmnist.config import Config
+from fmnist.photos.serving import log_photo_model
+from fmnist.reports import log_run_reports
+from fmnist.reports.predict import predict
+from fmnist.reports.source import load_history
+from fmnist.reports.sweep import typed
+from fmnist.search.registry import leaderboard, rank_trials, register, trial_row
+from fmnist.search.tuning import SpaceHyperModel, format_hp
+from fmnist.training.data import Splits
+from fmnist.training.model import CUSTOM_OBJECTS
+
+
+def retrain(tuner, cfg: Config, trial_id: str, run_id: str, splits: Splits) -> str:
+    """Train the winning hyperparameters for `selection.retrain_epochs` as a child run
+    "final": short trials find the settings, one longer run (the trainer's LR schedule
+    stretched over it) gets what they are worth. Its model is the epoch with the best
+    validation accuracy within `selection.max_gap`."""
+    hp = tuner.oracle.get_trial(trial_id).hyperparameters
+    epochs = cfg.selection.epochs_at(mlflow.get_run(run_id).data.metrics.get("epoch_seconds"))
+    with mlflow.start_run(run_name=f"final-{trial_id}", nested=True, tags={"role": "final", "trial_id_source": trial_id}):
+        print(f"retraining trial {trial_id}'s settings for {epochs} epochs", flush=True)
+        keras.utils.set_random_seed(cfg.seed)
+        hypermodel = SpaceHyperModel(cfg, max_gap=cfg.selection.max_gap)
+        hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=epochs)
+        return mlflow.active_run().info.run_id
+
+
+def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] | None:
+    """Leaderboard, winner, one test evaluation, registration. Idempotent on resume."""
+    client = MlflowClient()
+    best, done = rank_trials(parent, cfg.selection.max_gap, cfg.report.enabled)
+    if done or best is None:
+        return best and {**best, "version": done, "moved": None}
+    source = best["run_id"]
+    if cfg.selection.retrain_epochs:
+        retrained = retrain(tuner, cfg, best["trial_id"], best["run_id"], splits)
+        gap = mlflow.get_run(retrained).data.metrics["overfit_gap"]
+        if gap <= cfg.selection.max_gap:
+            source = retrained
+        else:
+            print(f"retrained model overfits (gap {gap:+.4f} > {cfg.selection.max_gap}); "
+                  f"registering trial {best['trial_id']}'s own model instead", flush=True)
+    model = mlflow.keras.load_model(f"runs:/{source}/model", custom_objects=CUSTOM_OBJECTS)
+    final = mlflow.get_run(source).data.metrics
+    metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}
+    test = predict(model, splits.x_test)  # the one test evaluation; the full reports draw on it too
+    metrics["test_accuracy"] = test.accuracy(splits.y_test)
+    log_run_reports(model, splits, load_history(client, source), cfg.report, test, run_id=source)
+    mlflow.log_metrics({f"best_{k}": v for k, v in metrics.items()})
+    mlflow.set_tag("best_trial_id", best["trial_id"])
+    uri = log_photo_model(model, name="best_model")  # takes photos: serving and fmnist.predict
+    hparams = {k: v for k, v in best.items() if k.startswith("hp.")}
+    version, moved = register(uri, cfg.mlflow.registered_model, cfg.selection.alias,
+                              {**metrics, **hparams, "sweep": cfg.sweep.name, "trial_id": best["trial_id"],
+                               "source_run": source})
+    mlflow.set_tag("registered_version", version)
+    return {**best, **metrics, "version": version, "moved": moved}
+
+
+def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minutes: float) -> None:
+    """The closing table: top trials and where the registered model is."""
+    rows = leaderboard(mlflow.get_run(parent_id)).to_dict("records")
+    print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
+    test = not cfg.photos  # photos have no test set: the validation photos are the check
+    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} " + ("   test  " if test else " ") + "hyperparameters")
+    for r in rows[:5]:
+        hp = format_hp({k[3:]: typed(v) for k, v in trial_row(pd.Series(r)).items() if k.startswith("hp.")})
+        shown = f"{r['test_accuracy']:7.4f}  " if test else ""
+        print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} {shown}{hp}")
+        if isinstance(r["command"], str):
+            print(f"{'':>7}{r['command']}")
+    name, alias = (cfg.finetune.registered_model if cfg.photos else cfg.mlflow.registered_model), cfg.selection.alias
+    print(f"sweep time: {minutes:.1f} min in all this run (data and photo preparation included)")
+    if rows_best is None:
+        print(f"no trial has overfit_gap <= {cfg.selection.max_gap}: nothing registered")
+        return
+    moved = {True: f"alias @{alias} moved to it", False: f"@{alias} stays on a better version",
+             None: "registered earlier"}[rows_best["moved"]]
+    score = (f"validation accuracy {rows_best['val_accuracy']:.4f} on {cfg.validation or 'a split of ' + cfg.photos}"
+             if cfg.photos else f"test accuracy {rows_best.get('test_accuracy', float('nan')):.4f}")
+    print(f"best trial {rows_best['trial_id']}: registered models:/{name}/{rows_best['version']} ({moved}); "
+          f"{score}; tracking: {mlflow.get_tracking_uri()}")

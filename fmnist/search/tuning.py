@@ -1,0 +1,264 @@
+"""keras-tuner glue: a HyperModel built from the YAML space, and tuners whose trials are
+nested MLflow runs.
+
+Each trial's child run is opened in `on_trial_begin` and closed in `on_trial_end`, the
+two hooks keras-tuner calls around every trial, whatever the tuner. Selection only ever
+sees `val_accuracy`; the test accuracy a trial logs is for the record.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import mlflow
+
+from fmnist.config import Config
+from fmnist.search import ktapi
+from fmnist.search.paths import EACH
+from fmnist.search.registry import close_interrupted
+from fmnist.search.space import command, params, trial_config
+from fmnist.training.callbacks import BestWithinGap, Pace
+from fmnist.training.data import Splits
+from fmnist.training.fitting import fit, log_results
+from fmnist.training.model import build_model
+from fmnist.training.tracking import EpochLogger
+
+OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+
+
+class ConfigHyperModel(kt.HyperModel):
+    """A hypermodel whose trial is the base config with the space's values set. keras-tuner
+    builds it several times to discover the space (from `declare_hyperparameters` until the
+    search begins): then values are only declared, no model is built (`configure` answers
+    None), and a combination the config rejects ends nothing; in a trial it fails the trial."""
+
+    discovering = False
+
+    def __init__(self, cfg: Config, name: str) -> None:
+        super().__init__(name=name)
+        self.cfg, self.trial = cfg, None
+
+    def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
+        self.discovering = True
+
+    def configure(self, hp: kt.HyperParameters) -> Config | None:
+        try:
+            self.trial = trial_config(hp, self.cfg)
+        except kt.errors.FailedTrialError:
+            if not self.discovering:
+                raise
+        return None if self.discovering else self.trial
+
+
+class SpaceHyperModel(ConfigHyperModel):
+    """Builds a trial's model from its config (the base config with the space's values set);
+    `fit` trains it and logs params, the reproducing command, curves, summary metrics,
+    reports and the model to the child run. `minutes` (sweep trials): a run projected to
+    take longer is stopped and failed. `max_gap` (the retrain): the best epoch within that
+    gap is the one kept."""
+
+    def __init__(self, cfg: Config, minutes: float = 0, max_gap: float | None = None) -> None:
+        super().__init__(cfg, name="fmnist_space")
+        self.minutes, self.max_gap = minutes, max_gap
+        # t-SNE is most of a report's cost: a sweep draws it for the registered model only.
+        self.report = cfg.report.model_copy(update={"embeddings": cfg.report.embeddings and cfg.report.trial_embeddings})
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model | None:
+        trial = self.configure(hp)
+        return trial and build_model(trial.model)
+
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
+        trial = self.trial
+        epochs, initial = kwargs.get("epochs", trial.trainer.epochs), kwargs.get("initial_epoch", 0)  # Hyperband's
+        pace = Pace(self.minutes, epochs - initial) if self.minutes else None
+        # every fifth training image: a fixed, roughly class-balanced sample for the gap
+        keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
+        extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
+        log_trial(hp, trial)
+        start = time.perf_counter()
+        history = fit(model, splits, trial.trainer, [*(callbacks or []), *extra], epochs=epochs,
+                      initial_epoch=initial, aug=trial.model.augment)
+        if not all(math.isfinite(v) for v in history.history.get("loss", [])):
+            raise kt.errors.FailedTrialError("loss diverged (not finite)")
+        if pace and pace.projected:
+            raise kt.errors.FailedTrialError(f"too slow: {pace.projected / 60:.1f} min projected, "
+                                             f"over sweep.trial_minutes={self.minutes:g}")
+        # What one epoch of these settings costs: the retrain sizes itself by it.
+        timing = {"epoch_seconds": (time.perf_counter() - start) / max(1, len(history.epoch))}
+        summary = log_results(model, splits, history, self.report, trial.model.augment, **timing,
+                              **({"kept_epoch": keep.kept_epoch + 1} if keep else {}))
+        return {"val_accuracy": summary["val_accuracy"]}
+
+
+def log_trial(hp: kt.HyperParameters, trial: Config) -> None:
+    """A trial's params at their config paths, the command that trains them again, and what
+    they expand to: the trial's model.yaml and whole config.yaml."""
+    mlflow.log_params(params(hp.values, trial))
+    mlflow.set_tag("command", command(trial, plain_config()))
+    mlflow.log_dict(trial.model.model_dump(), "model.yaml")
+    mlflow.log_dict(trial.model_dump(), "config.yaml")
+
+
+def trial_params(hp: kt.HyperParameters, cfg: Config) -> dict[str, Any]:
+    """The params a trial logs as it starts: its values at their config paths, or, for a
+    config that fails validation, the values as the tuner named them (less `*` and `/`)."""
+    try:
+        return params(hp.values, trial_config(hp, cfg))
+    except kt.errors.FailedTrialError:
+        return {k: v for k, v in hp.values.items() if EACH not in k and "/" not in k}
+
+
+@functools.cache
+def plain_config() -> Config:
+    """The config with no overrides: what a reproducing command starts from."""
+    from fmnist import cli
+
+    return cli.config("train", [])
+
+
+class Tracked:
+    """Mixin for any keras-tuner Tuner: one MLflow child run of `parent_id` and two progress
+    lines per trial, in a single process or on a distributed sweep's worker alike."""
+
+    sweep_cfg: Config
+    parent_id: str
+    started: float
+    run_id: str | None = None
+    _trial_start: float
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()
+        self.hypermodel.discovering = False  # the space is known: builds from here on are trials
+
+    def on_trial_begin(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_begin(trial)
+        keras.utils.set_random_seed(self.sweep_cfg.seed + int(trial.trial_id))
+        client = mlflow.MlflowClient()
+        parent = client.get_run(self.parent_id)
+        # The oracle hands a trial to one worker at a time: a run of it still RUNNING is a dead worker's.
+        close_interrupted(client, parent, trial_id=trial.trial_id)
+        # The parent's experiment, named: two workers creating the experiment at once can leave
+        # one of them with MLflow's Default experiment active.
+        self.run_id = mlflow.start_run(run_name=f"trial-{trial.trial_id}", nested=True, parent_run_id=self.parent_id,
+                                       experiment_id=parent.info.experiment_id,
+                                       tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
+                                             "tuner_id": self.tuner_id}).info.run_id
+        mlflow.log_params(trial_params(trial.hyperparameters, self.sweep_cfg))
+        self._trial_start = time.perf_counter()
+        print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
+
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
+        ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
+        mlflow.set_tag("trial_status", trial.status)
+        if not ok and trial.message:
+            mlflow.set_tag("trial_error", failure(trial)[:500])
+        mlflow.end_run("FINISHED" if ok else "FAILED")
+        super().on_trial_end(trial)
+        print(self._end_line(trial, ok), flush=True)
+        self.run_id = None
+        self._stop_if_out_of_time()
+
+    def _stop_if_out_of_time(self) -> None:
+        """Past `sweep.search_minutes` no trial starts: keras-tuner stops creating trials once
+        it has max_trials of them, so max_trials becomes the count so far. The oracle decides,
+        so on a distributed sweep (where a worker's oracle is remote) the limit does not apply."""
+        limit, trials = self.sweep_cfg.sweep.search_minutes, getattr(self.oracle, "trials", None)
+        if limit and trials is not None and time.perf_counter() - self.started > limit * 60 \
+                and self._planned() > len(trials):
+            print(f"search time is up (sweep.search_minutes={limit}): no more trials", flush=True)
+            self.oracle.max_trials = len(trials)
+
+    def _planned(self) -> int | None:
+        """Trials the search will run: max_trials, or the bracket schedule of Hyperband (a
+        worker reads it from its copy of the oracle, behind the remote one)."""
+        o = ktapi.local_oracle(self.oracle)
+        if isinstance(o, kt.oracles.HyperbandOracle) and not o.max_trials:
+            return ktapi.hyperband_trials(o)
+        return o.max_trials
+
+    def _position(self, trial: kt.engine.trial.Trial) -> str:
+        """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
+        return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned() or '?'}"
+
+    def _eta(self) -> str:
+        """Time left, from the oracle's count of ended trials; a worker's oracle is remote: none."""
+        trials = getattr(self.oracle, "trials", None)
+        if trials is None:
+            return f"{self.tuner_id}"
+        elapsed = time.perf_counter() - self.started
+        done = sum(t.status in ("COMPLETED", "FAILED") for t in trials.values())
+        left, per_trial = max(0, (self._planned() or done) - done), elapsed / max(done, 1)
+        seconds = per_trial * left
+        if self.sweep_cfg.sweep.search_minutes:  # the time limit ends the search first
+            seconds = min(seconds, max(0.0, self.sweep_cfg.sweep.search_minutes * 60 - elapsed) + per_trial)
+        eta = f"~{seconds / 60:.0f} min of search left" if left else "last trial"
+        return f"elapsed {elapsed / 60:.1f} min, {eta}"
+
+    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
+        took = time.perf_counter() - self._trial_start
+        if not ok:
+            return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {self._eta()})"
+        m = mlflow.get_run(self.run_id).data.metrics
+        return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
+                f"{took:.0f} s  ({self._eta()})")
+
+
+def failure(trial: kt.engine.trial.Trial) -> str:
+    """The last line of a failed trial's traceback, less the exception's module path when
+    the failure is one of ours (FailedTrialError: the reason is the message)."""
+    last = ((trial.message or "").strip().splitlines() or ["failed"])[-1]
+    return last.split("FailedTrialError: ", 1)[-1]
+
+
+def format_hp(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in values.items() if not k.startswith("tuner/"))
+
+
+class TrackedRandomSearch(Tracked, kt.RandomSearch):
+    pass
+
+
+class TrackedBayesian(Tracked, kt.BayesianOptimization):
+    pass
+
+
+class TrackedHyperband(Tracked, kt.Hyperband):
+    pass
+
+
+def hypermodel(cfg: Config) -> kt.HyperModel:
+    """Fashion-MNIST trials from the named space, or photo trials from config paths."""
+    if not cfg.photos:
+        return SpaceHyperModel(cfg, cfg.sweep.trial_minutes)
+    from fmnist.photos.photoset import scan
+    from fmnist.photos.tuning import PhotoHyperModel
+
+    return PhotoHyperModel(cfg, len(scan(cfg.photos).classes), cfg.sweep.trial_minutes)
+
+
+def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
+               project: str | None = None) -> kt.Tuner:
+    """The configured tuner, its state under `directory/project` (sweep.name by default: what
+    makes resume work); its trials log as children of the MLflow run `parent_id`."""
+    t = cfg.tuner
+    common = dict(
+        hypermodel=hypermodel(cfg), objective=OBJECTIVE,
+        executions_per_trial=t.executions_per_trial, directory=directory, project_name=project or cfg.sweep.name,
+        overwrite=overwrite, seed=cfg.seed,
+        max_consecutive_failed_trials=max(3, getattr(t, "max_trials", 3)),
+    )
+    if t.kind == "random":
+        tuner = TrackedRandomSearch(max_trials=t.max_trials, **common)
+    elif t.kind == "bayesian":
+        tuner = TrackedBayesian(max_trials=t.max_trials, num_initial_points=t.initial_points, **common)
+    else:
+        tuner = TrackedHyperband(max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.iterations,
+                                 **common)
+    tuner.sweep_cfg, tuner.parent_id, tuner.started = cfg, parent_id, time.perf_counter()
+    return tuner

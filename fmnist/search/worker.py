@@ -1,0 +1,66 @@
+"""`distributed.role=worker`: run the trials a chief hands out, as child runs of its parent
+run, and stop when the chief stops, drops this worker or goes silent."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from fmnist.config import Config
+from fmnist.errors import EXIT_FAILED, ConfigError
+from fmnist.search.distributed import Heartbeat, default_tuner_id, ignore_signals, worker_env
+from fmnist.search.fingerprint import fingerprint
+from fmnist.search.tuning import make_tuner
+from fmnist.training.data import Splits
+
+
+def check_chief(cfg: Config, info: dict[str, str]) -> None:
+    """A worker must run the chief's sweep and log where the chief's parent run is."""
+    if info["fingerprint"] != fingerprint(cfg):
+        raise ConfigError("distributed: the chief's sweep has another config (seed, data, model, trainer, search or "
+                          "tuner); start the worker with the chief's overrides")
+    try:
+        MlflowClient().get_run(info["parent_run_id"])
+    except MlflowException:
+        raise ConfigError(f"mlflow: the tracking store {mlflow.get_tracking_uri()} lacks the chief's parent run; "
+                          f"the chief logs to {info['tracking_uri']}: set MLFLOW_TRACKING_URI to that") from None
+
+
+def end_by_chief(cfg: Config, tuner_id: str, run_id: str | None, state: str) -> None:
+    """Heartbeat thread: the chief stopped, dropped this worker (its trial went to another), or
+    went silent. The trial's run ends KILLED (a half-logged run is never FINISHED); the process exits now."""
+    if run_id:
+        MlflowClient().set_terminated(run_id, "KILLED")
+    why = {"stop": "the chief stopped the sweep", "evicted": "the chief dropped this worker as silent",
+           "lost": f"the chief has not answered for {cfg.distributed.timeout:g} s"}[state]
+    print(f"{tuner_id}: {why}; exiting", flush=True)
+    os._exit(0 if state == "stop" else EXIT_FAILED)
+
+
+def work(cfg: Config, splits: Splits) -> int:
+    """role=worker: run the trials the chief hands out, as child runs of its parent run."""
+    tuner_id, tuner = cfg.distributed.tuner_id or default_tuner_id(), None
+    beat = Heartbeat(cfg.distributed, tuner_id,
+                     on_end=lambda state: end_by_chief(cfg, tuner_id, tuner and tuner.run_id, state))
+    info = beat.join_chief()
+    beat.start()  # from here on the chief hears this worker, however long the set-up below takes
+    check_chief(cfg, info)
+    worker_env(cfg.distributed, tuner_id)
+    tuner = make_tuner(cfg, f"{cfg.sweep.dir}/{cfg.sweep.name}-workers", overwrite=True,
+                       parent_id=info["parent_run_id"], project=tuner_id)
+    print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
+    try:
+        tuner.search(splits, verbose=0)
+    except KeyboardInterrupt:
+        ignore_signals()
+        while mlflow.active_run():
+            mlflow.end_run("KILLED")
+        beat.leave()
+        print(f"\n{tuner_id}: interrupted; its trial goes to another worker", file=sys.stderr)
+        return 130
+    print(f"{tuner_id}: the chief has no trials left; done", flush=True)
+    return 0

@@ -1,0 +1,141 @@
+"""Fashion-MNIST: find the four original files, verify them, parse IDX, split.
+
+The Debian package ships *recompressed* gz files, so the checksums are taken over the
+decompressed bytes: the same four hashes then hold for Debian, the Keras cache and the
+official download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmnist.errors import DataError
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+# file name -> (SHA-256 of the decompressed bytes, number of items)
+FILES = {
+    "train-images-idx3-ubyte.gz": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 60000),
+    "train-labels-idx1-ubyte.gz": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60000),
+    "t10k-images-idx3-ubyte.gz": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 10000),
+    "t10k-labels-idx1-ubyte.gz": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10000),
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "fashion-mnist"
+OFFICIAL_URL = "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+HOW_TO_GET = (
+    "install it with `apt-get install dataset-fashion-mnist`, "
+    "or run `python -m fmnist.data --download`"
+)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images are float32 in [0, 1], shape (N, 28, 28, 1); labels are int64."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def candidate_dirs(data_dir: str | None = None) -> list[Path]:
+    """Where to look, in order: explicit dir, $FMNIST_DATA_DIR, Debian, Keras cache."""
+    explicit = [data_dir or os.environ.get("FMNIST_DATA_DIR")]
+    return [Path(d) for d in explicit if d] + [DEBIAN_DIR, KERAS_CACHE]
+
+
+def find_data_dir(data_dir: str | None = None) -> Path:
+    """First candidate holding all four files. An explicit dir that lacks them is an error:
+    silently falling back would train on data the user did not ask for."""
+    if data_dir or os.environ.get("FMNIST_DATA_DIR"):
+        chosen = candidate_dirs(data_dir)[0]
+        missing = [f for f in FILES if not (chosen / f).is_file()]
+        if missing:
+            raise DataError(f"{chosen / missing[0]}: file not found; {HOW_TO_GET}")
+        return chosen
+    for d in candidate_dirs():
+        if all((d / f).is_file() for f in FILES):
+            return d
+    raise DataError(
+        f"Fashion-MNIST not found in {', '.join(map(str, candidate_dirs()))}; {HOW_TO_GET}"
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Decompress, verify the SHA-256 and parse one IDX file into a uint8 array."""
+    expected_sha, count = FILES[path.name]
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); {HOW_TO_GET}") from None
+    if hashlib.sha256(raw).hexdigest() != expected_sha:
+        raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match; {HOW_TO_GET}")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    if dims[0] != count or dims[1:] not in ((), (28, 28)):
+        raise DataError(f"{path}: unexpected shape {dims}; {HOW_TO_GET}")
+    return array
+
+
+def load_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four original arrays as uint8: train images, train labels, test images, test labels."""
+    d = find_data_dir(data_dir)
+    return tuple(read_idx(d / name) for name in FILES)  # type: ignore[return-value]
+
+
+def stratified_indices(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a class-balanced sample of `fraction` of `labels`, sorted."""
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        picked.append(rng.choice(members, size=round(len(members) * fraction), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def load_splits(
+    data_dir: str | None = None, val_fraction: float = 0.1, subset: int | None = None, seed: int = 0
+) -> Splits:
+    """Train / validation / test. The validation split is a seeded, stratified hold-out of
+    the training set, so model selection never touches the test set. `subset` keeps a
+    stratified sample of the training images (before the split) for quick runs."""
+    x_train, y_train, x_test, y_test = load_arrays(data_dir)
+    rng = np.random.default_rng(seed)
+    if subset is not None and subset < len(y_train):
+        keep = stratified_indices(y_train, subset / len(y_train), rng)
+        x_train, y_train = x_train[keep], y_train[keep]
+    val = stratified_indices(y_train, val_fraction, rng)
+    train = np.setdiff1d(np.arange(len(y_train)), val)
+    return Splits(
+        to_float(x_train[train]), y_train[train].astype(np.int64),
+        to_float(x_train[val]), y_train[val].astype(np.int64),
+        to_float(x_test), y_test.astype(np.int64),
+    )
+
+
+def download(target: Path = KERAS_CACHE) -> Path:
+    """Fetch the official files into the Keras cache and verify them."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if not (target / name).is_file():
+            urllib.request.urlretrieve(OFFICIAL_URL + name, target / name)
+        read_idx(target / name)
+    return target

@@ -1,0 +1,92 @@
+"""Fit a model and log what every trained model leaves in its run: the building blocks
+of a train run, a sweep trial and a retrain alike."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import mlflow
+import numpy as np
+
+from fmnist.config import Augment, ReportConfig, TrainerConfig
+from fmnist.reports import log_run_reports
+from fmnist.reports.predict import Outputs, predict
+from fmnist.training.augment import AugmentedBatches
+from fmnist.training.data import Splits
+from fmnist.training.model import mirror_averaged
+from fmnist.training.modelio import log_keras_model
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and backend RNGs, plus deterministic TF ops: same seed, same metrics on CPU."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
+        batch_size: int | None = None, initial_epoch: int = 0, aug: Augment | None = None) -> keras.callbacks.History:
+    """Plain `model.fit` on the arrays (augmented batches when `aug` asks for them), plus
+    optional early stopping, LR decay on val_loss and a cosine LR schedule. `epochs` /
+    `batch_size` override the trainer's (a sweep trial tunes them)."""
+    epochs, batch_size = epochs or trainer.epochs, batch_size or trainer.batch_size
+    if trainer.lr_schedule == "cosine":
+        callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
+    if trainer.early_stopping:
+        callbacks = [*callbacks, keras.callbacks.EarlyStopping(
+            "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
+    if trainer.reduce_lr:
+        callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=trainer.reduce_lr)]
+    if aug and aug.changes_images:  # seeded from the global seed, so a run repeats
+        train = {"x": AugmentedBatches(splits.x_train, splits.y_train, batch_size, aug, int(np.random.randint(2**31)))}
+    else:
+        train = {"x": splits.x_train, "y": splits.y_train, "batch_size": batch_size}
+    return model.fit(
+        **train, validation_data=(splits.x_val, splits.y_val), epochs=epochs,
+        initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
+    )
+
+
+def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
+    """Half a cosine from `start` towards 0 over `epochs`, one step per epoch: a short run
+    ends at a low rate, so it gets most of what a long constant-rate run reaches, and a
+    sweep's short trials rank settings by what they are worth when trained to the end."""
+    return keras.callbacks.LearningRateScheduler(lambda e: start * 0.5 * (1 + math.cos(math.pi * e / epochs)))
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy in inference mode (dropout off), unlike Keras' running training average;
+    by `predict`, so an uncompiled (mirror-averaged) model is measured the same way."""
+    return float(np.mean(model.predict(x, batch_size=1024, verbose=0).argmax(1) == y))
+
+
+def summarize(model: keras.Model, splits: Splits, test: Outputs) -> dict[str, float]:
+    """The four summary metrics every run and trial carries; the test accuracy comes from
+    the test-set pass the reports use too, so the test set is predicted once per run."""
+    train, val = accuracy(model, splits.x_train, splits.y_train), accuracy(model, splits.x_val, splits.y_val)
+    return {
+        "train_accuracy": train,
+        "val_accuracy": val,
+        "test_accuracy": test.accuracy(splits.y_test),
+        "overfit_gap": train - val,
+    }
+
+
+def log_results(model: keras.Model, splits: Splits, history: keras.callbacks.History, report: ReportConfig,
+                aug: Augment, log_model: bool = True, **extra: float) -> dict[str, float]:
+    """What every trained model leaves in the active run, a train run or a sweep trial alike:
+    the summary metrics, the reports and the model (mirror-averaged if `aug` says so: the
+    metrics are those of the model logged). Returns the summary."""
+    if aug.averages_mirror:
+        model = mirror_averaged(model)
+    test = predict(model, splits.x_test)
+    summary = summarize(model, splits, test)
+    log_run_reports(model, splits, history.history, report, test)
+    # The summary shares keys with the curves (val_accuracy): log it at the last epoch's step.
+    mlflow.log_metrics({**summary, "epochs_run": len(history.epoch), **extra}, step=len(history.epoch))
+    if log_model:
+        log_keras_model(model, splits.x_val[:2])
+    return summary
