@@ -5,7 +5,7 @@
 Trains one architecture (the default sweep's winner: two blocks of two 3x3 `valid` convs
 with batch norm, 64 then 32 filters, dense 256) once per augmentation setting and seed, on
 the same Fashion-MNIST split, then prints each model's Fashion-MNIST test accuracy and its
-real-photo accuracy (the photos' README; our preprocessing, conf/predict.yaml defaults),
+real-photo accuracy (the photos' README; our preprocessing, fmnist/conf defaults),
 both mirror-averaged as the logged model is, and each setting's means as ratios of the first
 setting's. Seeds differ more than settings do on 290 photos: compare means over seeds.
 `KERAS_BACKEND=jax` runs it on a GPU.
@@ -21,23 +21,23 @@ import numpy as np
 from real_photos import ACCEPTED, photo_folders
 
 from fmnist import cli
-from fmnist.config import Augment, ConvBlock, DenseLayer, ModelConfig, TrainerConfig
+from fmnist.config import Augment
 from fmnist.photos.preprocess import prepare, read_image
 from fmnist.photos.serving import probabilities
 from fmnist.training.data import Splits, load_splits
 from fmnist.training.fitting import fit, seed_everything
 from fmnist.training.model import build_model, mirror_averaged
 
+BLOCK = "convs:2,kernel:3,stride:1,padding:valid,pool:true,batch_norm:true,dropout:0.3"
+BASE = cli.config("train", [f"model.conv_blocks=[{{filters:64,{BLOCK}}},{{filters:32,{BLOCK}}}]",
+                            "model.dense=[{units:256,dropout:0.3}]", "model.learning_rate=0.0011",
+                            "trainer.batch_size=64", "trainer.lr_schedule=cosine", "trainer.verbose=0"])
+ARCHITECTURE = BASE.model
 SETTINGS = {
-    "flip + 1-px shift": Augment(flip=True, shift=0.05),
-    "flip + 1-px shift + perspective": Augment(flip=True, shift=0.05, perspective=0.15),
+    "flip + 1-px shift": ARCHITECTURE.augment.model_copy(update={"flip": True, "shift": 0.05}),
+    "flip + 1-px shift + perspective": ARCHITECTURE.augment.model_copy(update={"flip": True, "shift": 0.05,
+                                                                               "perspective": 0.15}),
 }
-ARCHITECTURE = ModelConfig(
-    conv_blocks=[ConvBlock(filters=64, convs=2, padding="valid", batch_norm=True, dropout=0.3),
-                 ConvBlock(filters=32, convs=2, padding="valid", batch_norm=True, dropout=0.3)],
-    dense=[DenseLayer(units=256, dropout=0.3)],
-    learning_rate=0.0011,
-)
 
 
 def labelled_photos(root: Path) -> tuple[np.ndarray, list[set[int]]]:
@@ -56,7 +56,7 @@ def train_one(aug: Augment, seed: int, epochs: int, subset: int | None, splits: 
     seed_everything(seed)
     splits = splits or load_splits(subset=subset, seed=seed)
     model = build_model(ARCHITECTURE.model_copy(update={"augment": aug}))
-    fit(model, splits, TrainerConfig(epochs=epochs, batch_size=64, lr_schedule="cosine", verbose=0), [], aug=aug)
+    fit(model, splits, BASE.trainer.model_copy(update={"epochs": epochs}), [], aug=aug)
     return mirror_averaged(model) if aug.averages_mirror else model, splits
 
 

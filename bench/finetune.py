@@ -22,7 +22,7 @@ import numpy as np
 from real_photos import ACCEPTED
 
 from fmnist import cli
-from fmnist.config import Limits, PhotoSettings
+from fmnist.config import Limits, PhotoSettings, from_yaml
 from fmnist.errors import NoModelError
 from fmnist.photos.finetuning import finetune
 from fmnist.photos.photoset import PhotoCache, PhotoSet, prepare_all, scan
@@ -47,7 +47,8 @@ def recipes(base: str, epochs: int) -> dict[str, list[str]]:
 
 def predicted(clf: Classifier, photos: PhotoSet) -> tuple[np.ndarray, np.ndarray]:
     """(labels, predicted class names) of the readable photos, prepared as the model expects."""
-    x, kept = prepare_all(photos.files, PhotoCache(CACHE, clf.photo or PhotoSettings(), Limits()), workers=2)
+    x, kept = prepare_all(photos.files, PhotoCache(CACHE, clf.photo or from_yaml(PhotoSettings, "photo/default.yaml"),
+                                                             from_yaml(Limits, "limits/default.yaml")), workers=2)
     names = np.array(clf.classes)[probabilities(clf.model, x).argmax(1)]
     return photos.labels[kept], names
 

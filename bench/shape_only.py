@@ -23,11 +23,10 @@ from augment_photos import arguments, labelled_photos, score, side_by_side, trai
 from real_photos import ACCEPTED, photo_folders
 
 from fmnist import cli
-from fmnist.config import Augment
 from fmnist.photos.preprocess import fill_holes, frame, garment_mask, read_image, shrink, to_input
 from fmnist.training.data import Splits
 
-AUG = Augment(flip=True, shift=0.05)
+AUG = cli.config("train", []).model.augment.model_copy(update={"flip": True, "shift": 0.05})
 
 
 def silhouettes(x: np.ndarray) -> np.ndarray:

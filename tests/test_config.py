@@ -106,3 +106,12 @@ def test_a_sweep_name_must_be_a_plain_name(name):
     """keras-tuner deletes <sweep.dir>/<sweep.name> on a fresh start: `..` would be the working folder."""
     with pytest.raises(ConfigError, match="sweep.name="):
         validate(Config, cli.compose("train", [f"sweep.name='{name}'"]))
+
+
+def test_a_config_error_imports_neither_tensorflow_nor_grpc(tmp_path):
+    """The one-line error comes before the training stack: a typo costs a second."""
+    code = ("import sys\nsys.argv = ['fmnist.train', 'trainer.epochs=0']\nfrom fmnist.train import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n"
+            "    print(e.code, [m for m in ('tensorflow', 'keras', 'grpc', 'keras_tuner') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr

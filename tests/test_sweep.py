@@ -194,6 +194,7 @@ def test_a_diverging_trial_fails(store):
     splits = load_splits(subset=1000, seed=0)
     poisoned = dataclasses.replace(splits, x_train=np.full_like(splits.x_train, 3e38))  # overflows: loss inf
     hypermodel, hp = SpaceHyperModel(cfg), kt.HyperParameters()
+    mlflow.set_experiment("diverge")  # this store's, not one a test before left active
     with mlflow.start_run(), pytest.raises(kt.errors.FailedTrialError, match="loss diverged"):
         hypermodel.fit(hp, hypermodel.build(hp), poisoned)
 
