@@ -11,16 +11,20 @@ from fmnist.training.data import FILES, download, find_data_dir, read_idx
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--download", action="store_true", help="fetch the official files if none are found")
+    parser.add_argument(
+        "--download", action="store_true",
+        help="if the data is missing or fails verification, fetch the missing or bad files into "
+             "$FMNIST_DATA_DIR or ~/.keras/datasets/fashion-mnist (from $FMNIST_DATA_URL or the default mirrors)",
+    )
     args = parser.parse_args()
     try:
         d = find_data_dir()
-    except DataError:
+        for name in FILES:
+            read_idx(d / name)
+    except DataError:  # missing or corrupt (an interrupted earlier download): --download repairs both
         if not args.download:
             raise
         d = download()
-    for name in FILES:
-        read_idx(d / name)
     print(f"Fashion-MNIST verified in {d}")
 
 

@@ -21,6 +21,7 @@ from fmnist.config import Config
 from fmnist.search import ktapi
 from fmnist.search.paths import EACH
 from fmnist.search.registry import close_interrupted
+from fmnist.search.seeding import Seeded
 from fmnist.search.space import command, params, trial_config
 from fmnist.training.callbacks import BestWithinGap, Pace
 from fmnist.training.data import Splits
@@ -220,15 +221,19 @@ def format_hp(values: dict[str, Any]) -> str:
                     for k, v in values.items() if not k.startswith("tuner/"))
 
 
-class TrackedRandomSearch(Tracked, kt.RandomSearch):
-    pass
-
-
-class TrackedBayesian(Tracked, kt.BayesianOptimization):
+class TrackedTuner(Tracked, kt.Tuner):
     pass
 
 
 class TrackedHyperband(Tracked, kt.Hyperband):
+    pass
+
+
+class SeededRandomOracle(Seeded, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class SeededBayesianOracle(Seeded, kt.oracles.BayesianOptimizationOracle):
     pass
 
 
@@ -243,22 +248,24 @@ def hypermodel(cfg: Config) -> kt.HyperModel:
 
 
 def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
-               project: str | None = None) -> kt.Tuner:
+               project: str | None = None, first: list[dict[str, Any]] | None = None) -> kt.Tuner:
     """The configured tuner, its state under `directory/project` (sweep.name by default: what
-    makes resume work); its trials log as children of the MLflow run `parent_id`."""
+    makes resume work); its trials log as children of the MLflow run `parent_id`. `first`:
+    the values of the first trials (fmnist.search.seeding), then the oracle's own choices,
+    all drawn from `seed`, so the same command tries the same settings in the same order."""
     t = cfg.tuner
-    common = dict(
-        hypermodel=hypermodel(cfg), objective=OBJECTIVE,
-        executions_per_trial=t.executions_per_trial, directory=directory, project_name=project or cfg.sweep.name,
-        overwrite=overwrite, seed=cfg.seed,
-        max_consecutive_failed_trials=max(3, getattr(t, "max_trials", 3)),
-    )
-    if t.kind == "random":
-        tuner = TrackedRandomSearch(max_trials=t.max_trials, **common)
-    elif t.kind == "bayesian":
-        tuner = TrackedBayesian(max_trials=t.max_trials, num_initial_points=t.initial_points, **common)
+    failures = max(3, getattr(t, "max_trials", 3))
+    common = dict(hypermodel=hypermodel(cfg), executions_per_trial=t.executions_per_trial, directory=directory,
+                  project_name=project or cfg.sweep.name, overwrite=overwrite)
+    if t.kind == "hyperband":
+        tuner = TrackedHyperband(objective=OBJECTIVE, max_epochs=t.max_epochs, factor=t.factor, seed=cfg.seed,
+                                 hyperband_iterations=t.iterations, max_consecutive_failed_trials=failures, **common)
     else:
-        tuner = TrackedHyperband(max_epochs=t.max_epochs, factor=t.factor, hyperband_iterations=t.iterations,
-                                 **common)
+        oracle = (SeededRandomOracle(OBJECTIVE, t.max_trials, seed=cfg.seed, max_consecutive_failed_trials=failures)
+                  if t.kind == "random" else
+                  SeededBayesianOracle(OBJECTIVE, t.max_trials, num_initial_points=t.initial_points, seed=cfg.seed,
+                                       max_consecutive_failed_trials=failures))
+        oracle.first = list(first or [])
+        tuner = TrackedTuner(oracle=oracle, **common)
     tuner.sweep_cfg, tuner.parent_id, tuner.started = cfg, parent_id, time.perf_counter()
     return tuner

@@ -3,14 +3,23 @@
 The Debian package ships *recompressed* gz files, so the checksums are taken over the
 decompressed bytes: the same four hashes then hold for Debian, the Keras cache and the
 official download.
+
+`download` is the repair path: every file it keeps or moves into place has been verified, a
+transfer goes to a temporary file beside the final one and is renamed only once it verifies, so
+an interrupted download leaves nothing that a rerun would mistake for the data.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
+import shutil
+import tempfile
+import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +41,14 @@ FILES = {
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "fashion-mnist"
-OFFICIAL_URL = "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# Where `download` fetches from, in order: the Keras mirror (`keras.datasets.fashion_mnist`, HTTPS),
+# then Zalando's official bucket, whose S3 *website* endpoint answers plain HTTP only (no HTTPS).
+# $FMNIST_DATA_URL (base URLs separated by spaces) replaces the list, e.g. for a local mirror.
+DEFAULT_URLS = (
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+FETCH_TIMEOUT_S = 30  # per socket operation: a dead mirror fails over instead of hanging
 HOW_TO_GET = (
     "install it with `apt-get install dataset-fashion-mnist`, "
     "or run `python -m fmnist.data --download`"
@@ -74,21 +90,32 @@ def find_data_dir(data_dir: str | None = None) -> Path:
     )
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Decompress, verify the SHA-256 and parse one IDX file into a uint8 array."""
-    expected_sha, count = FILES[path.name]
+def decode_idx(data: bytes, name: str) -> np.ndarray:
+    """Decompress, verify the SHA-256 and parse the bytes of the file called `name` (in FILES).
+    Takes bytes, not a path, so a download can be checked under its temporary name.
+    Raises ValueError saying what is wrong."""
+    expected_sha, count = FILES[name]
     try:
-        raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable gzip file ({e}); {HOW_TO_GET}") from None
+        raw = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:  # bad header, cut short, corrupt deflate stream
+        raise ValueError(f"not a readable gzip file ({e})") from None
     if hashlib.sha256(raw).hexdigest() != expected_sha:
-        raise DataError(f"{path}: SHA-256 of the decompressed bytes does not match; {HOW_TO_GET}")
+        raise ValueError("SHA-256 of the decompressed bytes does not match")
     ndim = raw[3]
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
     if dims[0] != count or dims[1:] not in ((), (28, 28)):
-        raise DataError(f"{path}: unexpected shape {dims}; {HOW_TO_GET}")
-    return array
+        raise ValueError(f"unexpected shape {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read, verify and parse one IDX file into a uint8 array; anything wrong is one DataError line."""
+    try:
+        return decode_idx(path.read_bytes(), path.name)
+    except OSError as e:
+        raise DataError(f"{path}: not a readable gzip file ({e}); {HOW_TO_GET}") from None
+    except ValueError as e:
+        raise DataError(f"{path}: {e}; {HOW_TO_GET}") from None
 
 
 def load_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -131,11 +158,68 @@ def load_splits(
     )
 
 
-def download(target: Path = KERAS_CACHE) -> Path:
-    """Fetch the official files into the Keras cache and verify them."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        if not (target / name).is_file():
-            urllib.request.urlretrieve(OFFICIAL_URL + name, target / name)
-        read_idx(target / name)
+def download_urls() -> list[str]:
+    """Base URLs to fetch from: $FMNIST_DATA_URL (space-separated) if set, else DEFAULT_URLS."""
+    return os.environ.get("FMNIST_DATA_URL", "").split() or list(DEFAULT_URLS)
+
+
+def fetch_problem(error: Exception) -> str:
+    """A short reason for a failed transfer (URLError's own text wraps it in `<urlopen error>`)."""
+    if type(error) is urllib.error.URLError:
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+def fetch_verified(url: str, final: Path) -> str | None:
+    """Fetch `url` into a temporary file beside `final` (same folder, so the rename is atomic)
+    and move it onto `final` only if it verifies. Returns what was wrong, or None when `final`
+    now holds a verified copy; the temporary file never outlives the call."""
+    fd, part = tempfile.mkstemp(dir=final.parent, prefix=f"{final.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
+            shutil.copyfileobj(response, out)
+        decode_idx(Path(part).read_bytes(), final.name)
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        return fetch_problem(e)
+    else:
+        os.replace(part, final)
+        return None
+    finally:
+        Path(part).unlink(missing_ok=True)
+
+
+def download_file(target: Path, name: str, urls: list[str]) -> str:
+    """Keep `target/name` if it verifies, else fetch it: each URL in turn, then each once more
+    (a transfer cut short usually succeeds when repeated). Returns the progress line."""
+    final = target / name
+    if final.is_file():
+        try:
+            read_idx(final)
+            return f"{name}: present and verified"
+        except DataError:
+            pass  # a copy cut short by an earlier run: fetch it again
+    problems = []
+    for url in [base.rstrip("/") + "/" + name for base in urls] * 2:
+        problem = fetch_verified(url, final)
+        if problem is None:
+            return f"{name}: fetched from {url}"
+        problems.append(f"{url} ({problem})")
+    raise DataError(
+        f"{final}: no verified copy could be fetched: {', '.join(dict.fromkeys(problems))}; check the network, "
+        "set FMNIST_DATA_URL to a mirror, or install it with `apt-get install dataset-fashion-mnist`"
+    )
+
+
+def download(target: Path | None = None, urls: list[str] | None = None) -> Path:
+    """Make `target` hold the four verified files, fetching only those missing or failing
+    verification. `target` defaults to $FMNIST_DATA_DIR (the folder the user chose, so training
+    then finds the files there) or the Keras cache; `urls` to `download_urls()`."""
+    target = target or Path(os.environ.get("FMNIST_DATA_DIR") or KERAS_CACHE)
+    urls = urls or download_urls()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            print(download_file(target, name, urls), flush=True)
+    except OSError as e:  # transfers report their own errors; this is the folder itself
+        raise DataError(f"{target}: cannot write the data there ({e}); set FMNIST_DATA_DIR to a writable folder") from None
     return target

@@ -1,0 +1,126 @@
+"""The first trials of a sweep: settings already known to be good, so that a sweep never
+does worse, by the luck of its draws, than the registry's `best` or the original project.
+
+A known config is written into the space's terms: each entry's value at its path (a list's
+length, each item's value, one shared value). The model must fit as it is: a value the
+space cannot give (another optimizer, 128 filters in a space of 32 or 64) means the config
+does not fit, and it is not tried first. How a trial trains (`trainer.*`: epochs, batch
+size) is the space's budget: the nearest value it gives is taken (the original's 100 epochs
+become a trial's longest), and the note says so.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import keras_tuner as kt
+import mlflow
+import yaml
+from mlflow.exceptions import MlflowException
+
+from fmnist.config import Config, SearchParam
+from fmnist.search.paths import EACH, item, list_of, node
+
+
+def nearest(p: SearchParam, value: Any, snap: bool) -> Any:
+    """`value` if the entry can give it, else with `snap` the nearest it can give; None when
+    it cannot give it (or, with `snap`, anything like it)."""
+    if p.type == "fixed":
+        return p.value  # a fixed entry is part of every trial, the known ones too
+    if p.type == "boolean":
+        return value if isinstance(value, bool) else None
+    if p.type == "choice":
+        if value in p.values:
+            return value
+        numbers = [v for v in p.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return min(numbers, key=lambda v: abs(v - value)) if snap and numeric and numbers else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    on_grid = p.min + round((value - p.min) / p.step) * p.step if p.step and p.type in ("int", "float") else value
+    inside = value if same(on_grid, value) and p.min <= value <= p.max else min(max(on_grid, p.min), p.max)
+    if not snap and not same(inside, value):
+        return None
+    return int(inside) if p.type == "int" else inside
+
+
+def known_values(space: dict[str, SearchParam], tree: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The tuner's values that give `tree` in `space`, and notes on what had to move
+    ("trainer.epochs 100->6"); ({}, [why]) when an entry can give no value like the known one."""
+    values, notes = {}, []
+    for path, p in space.items():
+        if p.when:
+            return {}, [f"{path}: conditional entries are not seeded"]
+        if EACH in path and not p.shared:
+            wanted = {item(path, i): node(tree, item(path, i)) for i in range(len(node(tree, list_of(path))))}
+        elif EACH in path:
+            shared = {repr(node(tree, item(path, i))) for i in range(len(node(tree, list_of(path))))}
+            if len(shared) > 1:
+                return {}, [f"{path}: the blocks differ, and the space gives them one value"]
+            wanted = {path: node(tree, item(path, 0))}
+        else:
+            target = node(tree, path)
+            wanted = {path: len(target) if isinstance(target, list) else target}
+        for name, value in wanted.items():
+            got = nearest(p, value, snap=path.startswith("trainer."))
+            if got is None:
+                return {}, [f"{name}={value!r} is not in the space"]
+            if p.type != "fixed" and not same(got, value):
+                notes.append(f"{name} {value}->{got}")
+            values[name] = got
+    return values, notes
+
+
+def same(a: Any, b: Any) -> bool:
+    return math.isclose(a, b) if isinstance(a, float) or isinstance(b, float) else a == b
+
+
+def first_trials(space: dict[str, SearchParam], known: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """The known configs (name -> config tree, None: there is none) that fit, in order, each
+    said on one line; the same settings twice are tried once."""
+    first = []
+    for name, tree in known.items():
+        if tree is None:
+            continue
+        values, notes = known_values(space, tree)
+        if not values:
+            print(f"note: {name} does not fit the search space ({notes[0]}); not tried first", file=sys.stderr)
+        elif values not in first:
+            first.append(values)
+            print(f"first trial {len(first) - 1}: {name}" + (f" ({', '.join(notes)})" if notes else ""), flush=True)
+    return first
+
+
+def known_configs(cfg: Config) -> dict[str, dict[str, Any] | None]:
+    """The configs a Fashion-MNIST sweep tries first: the registry's `best` version's (its
+    source run's config.yaml) and the original project's final model (experiment=seed_final)."""
+    from fmnist import cli
+
+    return {f"{cfg.mlflow.registered_model}@{cfg.selection.alias}": registered_config(cfg),
+            "seed_final": cli.config("train", ["experiment=seed_final"]).model_dump()}
+
+
+def registered_config(cfg: Config) -> dict[str, Any] | None:
+    """The config that trained the version the alias points to; None when there is none (or
+    it predates configs logged with the model)."""
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(cfg.mlflow.registered_model, cfg.selection.alias)
+        return yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{version.tags['source_run']}/config.yaml"))
+    except (MlflowException, KeyError, OSError):
+        return None
+
+
+class Seeded:
+    """Mixin for a keras-tuner oracle: trials 0..n-1 of a new sweep take `first`'s values, then
+    the oracle's own choices. A resumed sweep has its trials already, so none is repeated."""
+
+    first: list[dict[str, Any]] = []
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        index = int(trial_id)
+        if index < len(self.first):
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": dict(self.first[index])}
+        return super().populate_space(trial_id)
