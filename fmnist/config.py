@@ -9,6 +9,7 @@ no defaults, so the two cannot disagree (a key the YAML lacks fails validation).
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -32,10 +33,14 @@ class Strict(BaseModel):
 
 
 class Limits(Strict):
-    """What a readable image may be: tiny images hold no garment, huge ones would exhaust memory."""
+    """What a readable image may be: tiny images hold no garment, huge ones (in pixels or
+    bytes) and huge requests would exhaust memory before any check on their content."""
 
     min_side: int = Field(ge=1, description="pixels; smaller images are rejected (a 28x28 input passes)")
     max_pixels: int = Field(ge=1, description="width x height above which an image is rejected unread")
+    max_bytes: int = Field(ge=1, description="bytes per image file above which it is rejected unread")
+    max_images: int = Field(ge=1, description="images per request to the served model; more: the request "
+                            "is refused whole")
 
 
 class PhotoSettings(Strict):
@@ -258,13 +263,26 @@ class SelectionConfig(Strict):
                                 "N: retrain its hyperparameters for N epochs first")
     retrain_minutes: float = Field(ge=0, description="fewer retrain epochs if N would take longer, "
                                    "at the trial's measured seconds per epoch; 0: no limit")
+    promote: int = Field(ge=1, le=20, description="before the retrain, the best N eligible trials train "
+                         "promote_epochs more, and the best of those is retrained; 1: no promotion")
+    promote_epochs: int = Field(ge=1, le=1000)
+    promote_minutes: float = Field(ge=0, description="all promotions together; 0: no limit")
 
     def epochs_at(self, epoch_seconds: float | None) -> int:
         """`retrain_epochs`, fewer if that many would take longer than `retrain_minutes` at the
         pace the trial measured: a slow winner gets a shorter retrain, not a late sweep."""
-        if not self.retrain_minutes or not epoch_seconds:
-            return self.retrain_epochs
-        return max(1, min(self.retrain_epochs, int(self.retrain_minutes * 60 // epoch_seconds)))
+        return within(self.retrain_epochs, self.retrain_minutes, epoch_seconds)
+
+    def promote_epochs_at(self, epoch_seconds: float | None) -> int:
+        """`promote_epochs`, fewer if a candidate's share of `promote_minutes` is shorter."""
+        return within(self.promote_epochs, self.promote_minutes / self.promote, epoch_seconds)
+
+
+def within(epochs: int, minutes: float, epoch_seconds: float | None) -> int:
+    """`epochs`, fewer if they would take longer than `minutes` (0: no limit) at that pace."""
+    if not minutes or not epoch_seconds:
+        return epochs
+    return max(1, min(epochs, int(minutes * 60 // epoch_seconds)))
 
 
 class DistributedConfig(Strict):
@@ -302,7 +320,18 @@ class DistributedConfig(Strict):
             raise ValueError(f"role '{self.role}' needs distributed.address=HOST:PORT (the chief's)")
         if self.timeout <= self.heartbeat:
             raise ValueError(f"timeout {self.timeout:g} must exceed heartbeat {self.heartbeat:g}")
+        if self.role != "none":
+            self._shared_token()
         return self
+
+    def _shared_token(self) -> None:
+        """The secret every call to the chief carries (fmnist.search.distributed.TOKEN_ENV): an
+        environment variable, not a setting, so that MLflow never logs it and `ps` never shows it."""
+
+        if not re.fullmatch(r"[!-~]{16,}", os.environ.get("FMNIST_SWEEP_TOKEN", "")):
+            raise ValueError(f"role '{self.role}' needs $FMNIST_SWEEP_TOKEN: one secret of 16 or more printable "
+                             "characters, no spaces, the same on the chief and every worker (e.g. export "
+                             "FMNIST_SWEEP_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe())'))")
 
 
 class ClusterConfig(Strict):

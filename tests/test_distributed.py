@@ -1,11 +1,13 @@
 """A distributed sweep end to end: PostgreSQL behind an MLflow server, a chief and two workers
-as real processes on loopback, one worker SIGKILLed mid-trial. Nothing is mocked."""
+as real processes on loopback, one worker SIGKILLed mid-trial. Nothing is mocked. Then the
+chief against untrusted clients: an in-process chief on loopback and raw gRPC calls (seconds)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -13,16 +15,33 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from concurrent import futures
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
+import grpc
+import keras_tuner as kt
 import pytest
 from mlflow.tracking import MlflowClient
 
 from fmnist import cli
-from fmnist.config import Config, validate
-from fmnist.errors import ConfigError
+from fmnist.config import Config, DistributedConfig, packaged, validate
+from fmnist.errors import ConfigError, DistributedError
+from fmnist.search import ktapi
 from fmnist.search.cluster import free_port
+from fmnist.search.distributed import (
+    BEAT,
+    LIVE_BEATS,
+    SESSION_KEY,
+    TOKEN_ENV,
+    TOKEN_KEY,
+    TUNER_KEY,
+    Chief,
+    Heartbeat,
+)
 from tests.conftest import REPO
 
 SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "search.trainer.epochs.value=2",
@@ -93,7 +112,7 @@ def processes() -> Iterator[list[Sweep]]:
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path, processes):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), TOKEN_ENV: secrets.token_urlsafe()}
     address = f"distributed.address=127.0.0.1:{free_port()}"
     workers = [Sweep(["distributed.role=worker", address, f"distributed.tuner_id=worker-{i}"], tmp_path, env)
                for i in range(2)]
@@ -187,7 +206,7 @@ def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_se
     (["cluster.workers=2", "distributed.role=chief", "distributed.address=h:1"],
      "cluster.workers starts its own chief and workers; leave distributed.role at none"),
 ])
-def test_bad_distributed_settings_fail_in_one_line(overrides, message):
+def test_bad_distributed_settings_fail_in_one_line(overrides, message, token):
     with pytest.raises(ConfigError) as e:
         validate(Config, cli.compose("train", ["experiment=quick", *overrides]))
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
@@ -200,3 +219,194 @@ def test_cli_worker_without_address_exits_2_before_anything(tmp_path):
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
         "error: config: distributed: role 'worker' needs distributed.address=HOST:PORT (the chief's)"]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def token(monkeypatch) -> str:
+    """The sweep's shared secret, in the environment as the cluster launcher passes it."""
+    value = secrets.token_urlsafe()
+    monkeypatch.setenv(TOKEN_ENV, value)
+    return value
+
+
+@pytest.mark.parametrize("role", ["chief", "worker"])
+@pytest.mark.parametrize("value", [None, "", "short-secret", "has spaces in the middle of it"])
+def test_a_chief_or_worker_without_a_usable_token_fails_in_one_line(monkeypatch, role, value):
+    """A token-less chief would serve anyone who reaches its port (loopback included: every
+    local user), so it does not start, before any data is loaded."""
+    if value is None:
+        monkeypatch.delenv(TOKEN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(TOKEN_ENV, value)
+    with pytest.raises(ConfigError) as e:
+        validate(Config, cli.compose("train", ["experiment=quick", f"distributed.role={role}",
+                                               "distributed.address=127.0.0.1:7000"]))
+    assert str(e.value).startswith(f"distributed: role '{role}' needs ${TOKEN_ENV}: one secret of 16 or more")
+    assert "\n" not in str(e.value)
+
+
+def settings(address: str, **changes: Any) -> DistributedConfig:
+    """The YAML's distributed settings with fast beats: 0.2 s, a worker silent 2 s is dropped."""
+    yaml = packaged("config.yaml")["distributed"]
+    return DistributedConfig.model_validate({**yaml, "role": "chief", "address": address, "heartbeat": 0.2,
+                                             "timeout": 2.0, "wait": 1.0, **changes})
+
+
+def space(hp: kt.HyperParameters) -> None:
+    hp.Float("x", 0.0, 1.0)
+
+
+def new_chief(address: str, directory: Path, parent: str = "parent-1", **changes: Any) -> Chief:
+    oracle = kt.RandomSearch(hypermodel=space, objective=kt.Objective("score", "max"), max_trials=3, seed=1,
+                             directory=str(directory), project_name=parent).oracle
+    oracle.verbose = 0  # as the sweep's chief: it prints its own lines
+    return Chief(oracle, settings(address, **changes), {"parent_run_id": parent, "fingerprint": "f", "tracking_uri": "t"})
+
+
+@contextmanager
+def serving(address: str, directory: Path, parent: str = "parent-1", **changes: Any) -> Iterator[Chief]:
+    """A chief in this process, listening on `address` (no reaping, no end: the test drives it)."""
+    chief = new_chief(address, directory, parent, **changes)
+    server = chief.start()
+    try:
+        yield chief
+    finally:
+        server.stop(None).wait()
+
+
+class Caller:
+    """One process calling the chief with raw stubs and the metadata it chooses: a worker as the
+    chief sees it, or a client pretending to be one."""
+
+    def __init__(self, address: str, tuner_id: str, token: str | None) -> None:
+        self.tuner_id, self.session = tuner_id, uuid.uuid4().hex
+        self.metadata = [(TUNER_KEY, tuner_id), (SESSION_KEY, self.session)] + ([(TOKEN_KEY, token)] if token else [])
+        channel = grpc.insecure_channel(address)
+        self.oracle, self.beat_stub = ktapi.protos.get_service_grpc().OracleStub(channel), channel.unary_unary(BEAT)
+
+    def beat(self, **extra: Any) -> dict[str, str]:
+        msg = {"tuner_id": self.tuner_id, "session": self.session, **extra}
+        return json.loads(self.beat_stub(json.dumps(msg).encode(), metadata=self.metadata, timeout=5))
+
+    def create(self, tuner_id: str | None = None) -> ktapi.Trial:
+        request = ktapi.protos.get_service().CreateTrialRequest(tuner_id=tuner_id or self.tuner_id)
+        return ktapi.Trial.from_proto(self.oracle.CreateTrial(request, metadata=self.metadata, timeout=5).trial)
+
+    def update(self, trial_id: str) -> None:
+        request = ktapi.protos.get_service().UpdateTrialRequest(trial_id=trial_id, metrics={"score": 0.5})
+        self.oracle.UpdateTrial(request, metadata=self.metadata, timeout=5)
+
+    def end(self, trial: ktapi.Trial) -> None:
+        trial.status = ktapi.TrialStatus.COMPLETED
+        self.oracle.EndTrial(ktapi.protos.get_service().EndTrialRequest(trial=trial.to_proto()),
+                             metadata=self.metadata, timeout=5)
+
+    def get_space(self) -> None:
+        self.oracle.GetSpace(ktapi.protos.get_service().GetSpaceRequest(), metadata=self.metadata, timeout=5)
+
+
+def refusal(call: Callable[[], Any]) -> grpc.StatusCode | None:
+    """The status code a call is refused with; None if the chief accepted it."""
+    try:
+        call()
+    except grpc.RpcError as e:
+        return e.code()
+    return None
+
+
+def test_a_second_chief_on_the_same_port_fails_in_one_line(token, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    with serving(address, tmp_path / "first"):
+        with pytest.raises(DistributedError) as e:
+            new_chief(address, tmp_path / "second").start()
+        assert str(e.value) == (f"cannot listen on {address}: Address already in use; "
+                                "another chief (or another program) has that port")
+        squatter = grpc.server(futures.ThreadPoolExecutor(1))  # gRPC's default options: SO_REUSEPORT on
+        with pytest.raises(RuntimeError, match="Failed to bind"):
+            squatter.add_insecure_port(address)  # shares a port only with sockets that also allow it
+
+
+def test_calls_without_the_sweeps_token_are_refused(token, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    with serving(address, tmp_path) as chief:
+        for forged in (None, f"not-{token}"):
+            caller = Caller(address, "worker-x", forged)
+            trial = ktapi.Trial(chief.oracle.get_space(), trial_id="00")
+            for call in (caller.beat, caller.create, caller.get_space, partial(caller.update, "00"),
+                         partial(caller.end, trial), partial(caller.beat, leaving=True)):
+                assert refusal(call) == grpc.StatusCode.UNAUTHENTICATED
+        assert not chief.oracle.trials and not chief.seen, "a refused call changed nothing"
+        assert refusal(Caller(address, "worker-x", token).get_space) is None
+
+
+def test_a_worker_with_another_token_is_turned_away_at_once(token, tmp_path, monkeypatch):
+    address = f"127.0.0.1:{free_port()}"
+    with serving(address, tmp_path):
+        monkeypatch.setenv(TOKEN_ENV, f"another-{token}")
+        beat = Heartbeat(settings(address, role="worker", wait=60.0), "worker-0", on_end=print)
+        started = time.monotonic()
+        with pytest.raises(DistributedError) as e:
+            beat.join_chief()
+    assert str(e.value) == f"the chief at {address} refused this worker's token: set ${TOKEN_ENV} to the chief's"
+    assert time.monotonic() - started < 5, "not after distributed.wait"
+
+
+def test_only_the_live_worker_holding_a_trial_reports_or_ends_it(token, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    with serving(address, tmp_path) as chief:
+        holder, other = Caller(address, "worker-a", token), Caller(address, "worker-b", token)
+        holder.beat(), other.beat()
+        trial = holder.create()
+        impostor = Caller(address, "worker-a", token)  # the holder's tuner id, not its process
+        stranger = Caller(address, "worker-c", token)  # the token, but never joined: nothing reaps it
+        for call in (partial(other.update, trial.trial_id), partial(other.end, trial),
+                     partial(impostor.update, trial.trial_id), partial(impostor.end, trial),
+                     stranger.create, partial(other.create, tuner_id="worker-a")):
+            assert refusal(call) == grpc.StatusCode.PERMISSION_DENIED
+        assert list(chief.oracle.ongoing_trials) == ["worker-a"], "the trial is still worker-a's, no one else holds one"
+        assert not chief.oracle.trials[trial.trial_id].metrics.exists("score"), "no forged result"
+
+        holder.update(trial.trial_id)
+        holder.end(trial)
+        assert not chief.oracle.ongoing_trials and chief.oracle.trials[trial.trial_id].status == "COMPLETED"
+
+
+def test_only_the_live_process_of_a_tuner_id_beats_or_leaves_for_it(token, tmp_path):
+    """A second process with a worker's tuner id is refused while that worker beats; once it
+    has missed LIVE_BEATS beats (dead: a restart), the new one takes its trial over and the old
+    one, should it come back, is fenced off."""
+    address = f"127.0.0.1:{free_port()}"
+    with serving(address, tmp_path, heartbeat=0.5) as chief:  # live: beat within 1.5 s, a margin for a busy CI
+        first = Caller(address, "worker-a", token)
+        first.beat()
+        trial = first.create()
+        second = Caller(address, "worker-a", token)
+        assert refusal(second.beat) == grpc.StatusCode.ALREADY_EXISTS
+        assert second.beat(leaving=True)["state"] == "bye"
+        assert chief.oracle.ongoing_trials["worker-a"].trial_id == trial.trial_id, "its leave handed nothing back"
+        assert chief.seen["worker-a"][0] == first.session
+
+        time.sleep(LIVE_BEATS * chief.cfg.heartbeat + 0.1)  # the first process stops beating
+        assert second.beat()["state"] == "run"
+        assert second.create().trial_id == trial.trial_id, "the restart resumes the trial"
+        assert first.beat()["state"] == "evicted"
+        assert refusal(partial(first.end, trial)) == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("new_token", [False, True], ids=["same-token", "new-token"])
+def test_a_worker_stops_when_another_sweep_takes_the_chiefs_port(token, tmp_path, monkeypatch, new_token):
+    """The chief is killed and a chief of another sweep starts on its port: the worker ends
+    ("moved") instead of logging its trials under the old parent run, and the new chief never
+    counts it as one of its own."""
+    address, ended = f"127.0.0.1:{free_port()}", []
+    with serving(address, tmp_path / "old", parent="parent-1"):
+        beat = Heartbeat(settings(address, role="worker", timeout=10.0), "worker-0", on_end=ended.append)
+        assert beat.join_chief()["parent_run_id"] == "parent-1"
+        beat.start()
+        time.sleep(LIVE_BEATS * beat.cfg.heartbeat)
+        assert not ended, "beats to its own chief go on"
+    if new_token:
+        monkeypatch.setenv(TOKEN_ENV, f"new-{token}")
+    with serving(address, tmp_path / "new", parent="parent-2") as chief:
+        beat.join(timeout=5)
+        assert ended == ["moved"] and not chief.seen

@@ -5,8 +5,10 @@ behaviour the project relies on; each message says what, and that ktapi.py is th
 from __future__ import annotations
 
 import io
+from concurrent import futures
 from contextlib import redirect_stdout
 
+import grpc
 import keras_tuner as kt
 import pytest
 
@@ -136,6 +138,35 @@ def test_local_oracle_reaches_a_workers_own_oracle(tmp_path, monkeypatch):
     own = ktapi.local_oracle(proxy)
     assert isinstance(own, kt.oracles.HyperbandOracle), changed(f"the worker's proxy oracle (no _oracle: {own!r})")
     assert ktapi.hyperband_trials(own) == ktapi.hyperband_trials(chief_side), changed("the worker's own oracle")
+
+
+def serve(oracle: kt.Oracle) -> tuple[grpc.Server, int]:
+    """keras-tuner's chief servicer for `oracle` on a free loopback port."""
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    ktapi.protos.get_service_grpc().add_OracleServicer_to_server(ktapi.OracleServicer(oracle), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def test_use_channel_sends_a_workers_calls_over_the_given_channel(tmp_path, monkeypatch):
+    """distributed.Heartbeat hands a worker's proxy a channel that adds the sweep's token: the
+    proxy's calls must go over it, not over the plain channel keras-tuner dialled itself (here
+    to a decoy chief, so that a stub keras-tuner renamed fails at once instead of hanging)."""
+    chief_side, decoy_side = random_search(tmp_path / "chief"), random_search(tmp_path / "decoy")
+    (chief, port), (decoy, decoy_port) = serve(chief_side), serve(decoy_side)
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker-0")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(decoy_port))
+    proxy = kt.RandomSearch(hypermodel=space, objective=OBJECTIVE, max_trials=3, directory=str(tmp_path / "worker"),
+                            project_name="random").oracle
+    try:
+        ktapi.use_channel(proxy, grpc.insecure_channel(f"127.0.0.1:{port}"))
+        trial = proxy.create_trial("worker-0")
+    finally:
+        chief.stop(None), decoy.stop(None)
+    assert not decoy_side.ongoing_trials, changed("OracleClient.stub (its calls do not go through it)")
+    assert chief_side.ongoing_trials["worker-0"].trial_id == trial.trial_id
 
 
 def test_conditional_hyperparameters_cross_grpc_silently(tmp_path):

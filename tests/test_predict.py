@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import os
 import shutil
@@ -13,23 +14,29 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+import keras
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from fmnist import cli
-from fmnist.config import Config, validate
-from fmnist.errors import ConfigError
-from fmnist.photos.predicting import predict
-from fmnist.photos.serving import SIGNATURE, load_keras, log_photo_model
+from fmnist.config import Config, Limits, from_yaml, validate
+from fmnist.errors import ConfigError, NoModelError
+from fmnist.photos.predicting import collect, predict
+from fmnist.photos.serving import SIGNATURE, load_classifier, load_keras, log_photo_model, serving_config
 from fmnist.reports.sheet import sheet_size
 from fmnist.training.run import train
 from tests.conftest import mlflow_store
@@ -41,7 +48,7 @@ GOOD = ("t-shirt", "pants", "shoes")
 COLUMNS = ["file", *SIGNATURE.outputs.input_names(), "top3", "low_confidence"]
 # bad file -> the words its line must hold
 BAD = {"zero.jpg": "empty file", "truncated.jpg": "truncated", "text.jpg": "not an image",
-       "tiny.png": "1x1", "huge.png": "too large"}
+       "tiny.png": "1x1", "huge.png": "too large", "gif.jpg": "GIF is not an accepted format"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ def images(tmp_path_factory) -> Path:
     (d / "text.jpg").write_text("not a photo\n")
     Image.new("RGB", (1, 1)).save(d / "tiny.png")
     (d / "huge.png").write_bytes(huge_png_header(20000, 20000))
+    Image.open(first_photo("hat")).save(d / "gif.jpg", "GIF")  # a format Pillow knows, off the allow-list
     (d / "notes.txt").write_text("not an image name: skipped without a word\n")
     (d / "empty").mkdir()
     return d
@@ -163,6 +171,48 @@ def test_every_model_reference_gives_the_same_model(store):
         assert np.allclose(load_keras(ref).predict(x, verbose=0), expected, atol=1e-6), ref
 
 
+class Booby(mlflow.pyfunc.PythonModel):
+    """A pyfunc whose pickle writes `target` when unpickled: what anyone who can write to an
+    unauthenticated tracking server could register as fmnist-cnn@best."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple:
+        return Path.write_text, (self.target, "the model's code ran\n")
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001
+        return model_input
+
+
+def test_a_pickled_model_is_refused_and_writes_nothing(store, images, tmp_path):
+    target = tmp_path / "pwned.txt"
+    with tempfile.TemporaryDirectory() as tmp:  # a PhotoClassifier's artifacts and config: only the pickle differs
+        keras_file = Path(tmp) / "model.keras"
+        shutil.copy(store.keras_file, keras_file)
+        with mlflow.start_run(run_name="booby-trapped"):
+            uri = mlflow.pyfunc.log_model(name="model", python_model=Booby(target),
+                                          artifacts={"keras_model": str(keras_file)},
+                                          model_config=serving_config(), pip_requirements=[]).model_uri
+    assert not target.exists(), "logged without loading it (pip_requirements given: none inferred)"
+    version = mlflow.register_model(uri, "fmnist-booby").version
+    MlflowClient().set_registered_model_alias("fmnist-booby", "best", version)
+    with pytest.raises(NoModelError, match="pickled pyfunc model, not loaded"):
+        load_classifier(uri)
+    out = run_cli(["model=best", "mlflow.registered_model=fmnist-booby", f"images={images / 'pants.jpg'}"],
+                  store, tmp_path)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 1 and len(errors) == 1 and "pickled pyfunc model" in errors[0], out.stderr[-2000:]
+    assert not target.exists(), "unpickling ran the model's code"
+
+
+def test_photo_model_is_logged_as_code_with_its_keras_file(store):
+    local = Path(mlflow.artifacts.download_artifacts(store.photo_uri))
+    pyfunc = Model.load(local / "MLmodel").flavors["python_function"]
+    assert Path(pyfunc["model_code_path"]).name == "pyfunc.py" and "python_model" not in pyfunc
+    assert not list(local.rglob("*.pkl")) and (local / pyfunc["artifacts"]["keras_model"]["path"]).is_file()
+
+
 def b64_photo(folder: str) -> str:
     return base64.b64encode(first_photo(folder).read_bytes()).decode()
 
@@ -183,28 +233,129 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def served_answer(model_uri: str, tracking_uri: str, tmp_path: Path, image_b64: str) -> dict:
-    """`mlflow models serve` on loopback, asked about one base64 photo; its first prediction."""
+@dataclass(frozen=True)
+class Served:
+    url: str         # /invocations of `mlflow models serve` on loopback
+    limits: Limits   # the served model's, small so that requests at each cap stay small
+
+
+@pytest.fixture(scope="module")
+def served(store, tmp_path_factory) -> Iterator[Served]:
+    """One `mlflow models serve` for every serve check: the store's model logged with small
+    caps (max_bytes one past a multiple of 3, so a file one byte over still fits the base64
+    cap and meets the byte cap), registered as fmnist-capped@best."""
+    root = tmp_path_factory.mktemp("served")
+    size = len(first_photo("t-shirt").read_bytes())
+    limits = from_yaml(Limits, "limits/default.yaml", max_bytes=3 * (size // 3 + 1) + 1, max_images=4)
+    with mlflow.start_run(run_name="capped-model"):
+        uri = log_photo_model(keras.saving.load_model(store.keras_file), limits=limits)
+    version = mlflow.register_model(uri, "fmnist-capped").version
+    MlflowClient().set_registered_model_alias("fmnist-capped", "best", version)
+    with serving("models:/fmnist-capped@best", store.uri, root) as url:
+        yield Served(url, limits)
+
+
+@contextmanager
+def serving(model_uri: str, tracking_uri: str, root: Path) -> Iterator[str]:
+    """`mlflow models serve` on loopback for the block: its /invocations address."""
     port = free_port()
     server = subprocess.Popen(
         ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, cwd=tmp_path, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"))
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, cwd=root, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=(root / "serve.log").open("w"))
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log")
-        body = json.dumps({"dataframe_records": [{"image": image_b64}]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
-                                         {"Content-Type": "application/json"})
-        return json.load(urllib.request.urlopen(request, timeout=30))["predictions"][0]
+        wait_until_up(f"http://127.0.0.1:{port}/ping", server, root / "serve.log")
+        yield f"http://127.0.0.1:{port}/invocations"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
+def served_answer(model_uri: str, tracking_uri: str, tmp_path: Path, image_b64: str) -> dict:
+    """`mlflow models serve` on loopback, asked about one base64 photo; its first prediction (one
+    server per call: tests/test_finetune.py serves the model it fine-tuned)."""
+    with serving(model_uri, tracking_uri, tmp_path) as url:
+        return ask(url, [image_b64])[1]["predictions"][0]
+
+
+def ask(url: str, images: list[str]) -> tuple[int, dict]:
+    """POST base64 images to a served model: the HTTP status and the JSON answer."""
+    body = json.dumps({"dataframe_records": [{"image": i} for i in images]}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_a_photo(store, tmp_path):
-    answer = served_answer("models:/fmnist-cnn@best", store.uri, tmp_path, b64_photo("t-shirt"))
-    assert 0 <= answer["class_id"] <= 9 and len(answer["probabilities"]) == 10 and answer["error"] == ""
+def test_mlflow_models_serve_answers_a_photo(served):
+    status, body = ask(served.url, [b64_photo("t-shirt")])
+    answer = body["predictions"][0]
+    assert status == 200 and 0 <= answer["class_id"] <= 9 and len(answer["probabilities"]) == 10
+    assert answer["error"] == ""
+
+
+def padded(data: bytes, size: int) -> bytes:
+    """`data` grown to `size` bytes with zeros after the image's end, which decoders ignore."""
+    return data + bytes(size - len(data))
+
+
+@pytest.mark.slow
+def test_served_model_caps_bytes_and_base64_at_and_just_over(served):
+    cap = served.limits.max_bytes
+    photo = first_photo("t-shirt").read_bytes()
+    at_cap = base64.b64encode(padded(photo, cap)).decode()
+    assert len(at_cap) == 4 * -(-cap // 3), "at the byte cap is at the base64 cap too"
+    over_bytes = base64.b64encode(padded(photo, cap + 1)).decode()
+    assert len(over_bytes) == len(at_cap), "one byte over still fits the base64 cap: the byte cap refuses it"
+    gif = io.BytesIO()
+    Image.open(first_photo("hat")).resize((64, 64)).save(gif, "GIF")  # small: under the byte cap
+    status, body = ask(served.url, [at_cap, over_bytes, at_cap + "A", base64.b64encode(gif.getvalue()).decode()])
+    ok, big, long, not_allowed = body["predictions"]
+    assert status == 200 and ok["error"] == "" and 0 <= ok["class_id"] <= 9
+    assert big["error"] == f"file is {cap + 1} bytes, above limits.max_bytes={cap}" and big["class_id"] == -1
+    assert f"{len(at_cap) + 1} base64 characters" in long["error"] and long["class_id"] == -1
+    assert "GIF is not an accepted format" in not_allowed["error"]
+
+
+@pytest.mark.slow
+def test_served_model_caps_images_per_request_at_and_just_over(served):
+    most = served.limits.max_images
+    status, body = ask(served.url, [b64_photo("t-shirt")] * most)  # the photo the byte cap was set from
+    assert status == 200 and len(body["predictions"]) == most
+    assert all(p["error"] == "" for p in body["predictions"])
+    status, body = ask(served.url, [b64_photo("t-shirt")] * (most + 1))
+    assert status == 400 and "predictions" not in body
+    assert f"{most + 1} images in one request, above limits.max_images={most}" in body["message"]
+
+
+def test_command_caps_bytes_per_image_at_and_just_over(store, tmp_path):
+    photo = first_photo("t-shirt").read_bytes()
+    cap = len(photo) + 10
+    (tmp_path / "at.jpg").write_bytes(padded(photo, cap))
+    (tmp_path / "over.jpg").write_bytes(padded(photo, cap + 1))
+    cfg = cli.config("predict", ["model=best", f"images={tmp_path}", f"limits.max_bytes={cap}",
+                                 f"output={tmp_path / 'preds.json'}"])
+    assert predict(cfg) == 0
+    rows = {Path(r["file"]).name: r for r in json.loads((tmp_path / "preds.json").read_text())}
+    assert rows["at.jpg"]["error"] == "" and rows["at.jpg"]["class_id"] >= 0
+    assert rows["over.jpg"]["error"] == f"file is {cap + 1} bytes, above limits.max_bytes={cap}"
+
+
+@pytest.mark.timeout(60)  # before the fix, two loops made glob.glob's walk exponential: a hang
+def test_a_symlink_loop_under_a_glob_lists_each_photo_once(tmp_path):
+    tree = tmp_path / "photos"
+    (tree / "sub").mkdir(parents=True)
+    shutil.copy(first_photo("pants"), tree / "a.jpg")
+    shutil.copy(first_photo("shoes"), tree / "sub" / "b.jpg")
+    (tree / "sub" / "up").symlink_to("..")        # photos/sub/up/sub/up/... : each photo again at each level
+    (tree / "sub" / "again").symlink_to("../..")  # a second loop
+    (tree / "link.jpg").symlink_to("a.jpg")       # the same photo by another name
+    once = [str(tree / "a.jpg"), str(tree / "sub" / "b.jpg")]
+    assert [r.file for r in collect([f"{tree}/**/*.jpg"], False)] == once
+    assert [r.file for r in collect([str(tree)], True)] == once
 
 
 def wait_until_up(url: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
 from fmnist.config import Limits, PhotoSettings, from_yaml
 from fmnist.errors import ImageError
@@ -136,3 +136,25 @@ def test_same_photo_same_input_whatever_ran_before():
     first = prepared(first_photo("dress"))
     prepared(first_photo("shoes"))
     assert np.array_equal(prepared(first_photo("dress")), first)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PCX", "ICO", "EPS"])
+def test_formats_off_the_allow_list_are_refused_by_name(fmt, monkeypatch):
+    """Pillow knows them all; only JPEG, PNG, BMP, WebP and TIFF decoders may run (an EPS
+    would reach Ghostscript where it is installed)."""
+    ran = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: ran.append(a) or Image.new("RGB", (64, 64)))
+    with pytest.raises(ImageError, match=f"^{fmt} is not an accepted format \\(JPEG, PNG, BMP, WebP, TIFF\\)$"):
+        read_image(photo_bytes(fmt, Image.open(first_photo("hat")).convert("RGB")), LIMITS)
+    assert not ran, "Ghostscript was called"
+
+
+def test_bytes_per_image_at_and_just_over_the_cap(tmp_path):
+    data = first_photo("shoes").read_bytes()
+    at_cap = from_yaml(Limits, "limits/default.yaml", max_bytes=len(data))
+    below = from_yaml(Limits, "limits/default.yaml", max_bytes=len(data) - 1)
+    (tmp_path / "shoes.jpg").write_bytes(data)
+    for source in (data, tmp_path / "shoes.jpg"):
+        assert read_image(source, at_cap).rgb.size
+        with pytest.raises(ImageError, match=f"^file is {len(data)} bytes, above limits.max_bytes={len(data) - 1}$"):
+            read_image(source, below)

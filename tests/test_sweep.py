@@ -27,11 +27,12 @@ from omegaconf import OmegaConf
 from fmnist import cli
 from fmnist.config import Config, SelectionConfig, validate
 from fmnist.errors import ConfigError
-from fmnist.photos.serving import load_keras
-from fmnist.search.registry import leaderboard
-from fmnist.search.sweeping import sweep
+from fmnist.photos.serving import load_keras, log_photo_model
+from fmnist.search.registry import keras_holder_score, leaderboard, register_if_better
+from fmnist.search.sweeping import MARKER, locked, sweep, write_atomically
 from fmnist.search.tuning import SpaceHyperModel
 from fmnist.training.data import load_arrays, load_splits
+from fmnist.training.model import build_model
 
 QUICK = ["experiment=quick", "data.subset=1500"]
 WORSE = {"model.learning_rate": {"type": "fixed", "value": 1.0e-6}}  # cannot learn in one epoch
@@ -232,7 +233,8 @@ def test_no_trial_starts_after_search_minutes(store):
 
 @pytest.mark.parametrize("seconds, epochs", [(None, 24), (10.0, 24), (60.0, 15), (1000.0, 1)])
 def test_the_retrain_shrinks_to_fit_retrain_minutes(seconds, epochs):
-    selection = SelectionConfig(max_gap=0.03, alias="best", retrain_epochs=24, retrain_minutes=15)
+    selection = SelectionConfig(max_gap=0.03, alias="best", retrain_epochs=24, retrain_minutes=15, promote=1,
+                                promote_epochs=1, promote_minutes=0)
     assert selection.epochs_at(seconds) == epochs
 
 
@@ -252,3 +254,95 @@ def test_the_printed_command_trains_the_best_trials_model_again(store, capsys):
     rerun = next(r for r in runs_of(client) if r.info.run_name == "quick" and "mlflow.parentRunId" not in r.data.tags)
     model_yaml = lambda run_id: yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/model.yaml"))  # noqa: E731
     assert model_yaml(rerun.info.run_id) == model_yaml(best["run_id"])
+
+
+def test_a_second_process_on_a_held_sweep_name_is_one_line_and_deletes_nothing(tmp_path):
+    """While one process holds sweep `held` (this one, by the sweep's own lock), a fresh start
+    of the same name is turned away before keras-tuner could clear the first one's state."""
+    state = tmp_path / "sweeps" / "held"
+    (state / "trial_0").mkdir(parents=True)
+    (state / MARKER).write_text('{"run_id": "first"}')
+    (state / "trial_0" / "trial.json").write_text("{}")
+    before = {p: p.read_bytes() for p in state.rglob("*") if p.is_file()}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    with locked(tmp_path / "sweeps", "held"):
+        out = subprocess.run([sys.executable, "-m", "fmnist.sweep", *QUICK, "sweep.name=held", "sweep.fresh=true"],
+                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: config: sweep.name='held': process {os.getpid()} is running this sweep (sweeps/held); "
+        "wait for it to end or choose another sweep.name"]
+    assert {p: p.read_bytes() for p in state.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_marker_write_cut_short_leaves_the_old_marker(tmp_path, monkeypatch):
+    """A process killed after writing the new marker's text but before it takes the marker's
+    place (os.replace fails here in its stead) leaves the old marker whole, and no stray file."""
+    marker = tmp_path / MARKER
+    write_atomically(marker, '{"run_id": "old"}')
+
+    def killed(*_):
+        raise OSError("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(OSError):
+        write_atomically(marker, '{"run_id": "new", "fingerprint": "..."}')
+    assert json.loads(marker.read_text()) == {"run_id": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == [MARKER]
+
+
+@pytest.mark.slow
+def test_the_holder_is_scored_on_the_challengers_validation_images(store):
+    """The holder's val_accuracy tag says 0.99, but it is an untrained model: measured on the
+    sweep's own validation images it scores about 0.1, and the sweep's model (0.3-0.6 after
+    one short epoch) takes the alias."""
+    client = MlflowClient()
+    cfg = validate(Config, quick_cfg())
+    mlflow.set_experiment("holder")  # this store's, not one a test before left active
+    with mlflow.start_run(run_name="inflated"):
+        uri = log_photo_model(build_model(cfg.model))
+    holder = mlflow.register_model(uri, "fmnist-cnn", tags={"val_accuracy": "0.99"}).version
+    client.set_registered_model_alias("fmnist-cnn", "best", holder)
+    run_sweep("sweep.name=honest", "tuner.max_trials=1", "selection.max_gap=1.0")
+    best = client.get_model_version_by_alias("fmnist-cnn", "best")
+    assert best.tags["sweep"] == "honest"
+    assert json.loads(best.tags["compared_with"])[str(holder)] < float(best.tags["val_accuracy"]) < 0.99
+
+
+@pytest.mark.parametrize("b_on_a_images", [0.88, 0.7])
+def test_two_sweeps_closing_at_once_leave_the_better_holding_the_alias(store, tmp_path, b_on_a_images):
+    """Sweep A (0.8 on its images) measures holder v1; meanwhile sweep B registers v3 and takes
+    the alias. A reads the alias again, measures v3 on A's images, and the better one holds it."""
+    client = MlflowClient()
+
+    def register(model: str, score: float, holder_score) -> tuple:  # no model behind the URI: scores are given
+        return register_if_better((tmp_path / model).as_uri(), "fmnist-cnn", "best", score, {}, holder_score)
+
+    register("first", 0.5, lambda version: None)
+    a_sees = {"1": 0.5, "3": b_on_a_images}
+
+    def a_scores(version: str) -> float:
+        if str(version) == "1":  # B closes while A measures v1
+            assert register("b", 0.9, lambda version: 0.5)[1]
+        return a_sees[str(version)]
+
+    version, moved, held = register("a", 0.8, a_scores)
+    better = "a" if 0.8 > b_on_a_images else "b"
+    assert str(client.get_model_version_by_alias("fmnist-cnn", "best").version) == {"a": "2", "b": "3"}[better]
+    assert (moved, held) == (better == "a", b_on_a_images)
+    assert json.loads(client.get_model_version("fmnist-cnn", "2").tags["compared_with"]) == a_sees
+
+
+def test_a_holder_that_cannot_be_measured_is_not_comparable(store, tmp_path, capsys):
+    """A holder whose files are gone, or that takes other inputs than Fashion-MNIST's, cannot be
+    measured on the sweep's images: a note, and the alias moves (None)."""
+    mlflow.set_experiment("holder")
+    mlflow.register_model((tmp_path / "gone").as_uri(), "fmnist-cnn")
+    with mlflow.start_run():
+        colour = log_photo_model(build_model(validate(Config, quick_cfg()).model, input_shape=(32, 32, 3)))
+    mlflow.register_model(colour, "fmnist-cnn")
+    score = keras_holder_score("fmnist-cnn", np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int64))
+    assert (score("1"), score("2")) == (None, None)
+    notes = capsys.readouterr().err.splitlines()
+    assert [line.endswith("not comparable, the alias moves") for line in notes if line.startswith("note:")] == [True] * 2

@@ -90,7 +90,11 @@ def register_photo_model(run_id: str, model_uri: str, cfg: Config, data: PhotoDa
     name = cfg.finetune.registered_model
 
     def holder_score(version: str) -> float | None:
-        clf = load_classifier(f"models:/{name}/{version}")
+        try:
+            clf = load_classifier(f"models:/{name}/{version}")
+        except NoModelError as e:  # e.g. a pickled model from before models were logged as code
+            print(f"note: {e}: not comparable, the alias moves", file=sys.stderr)
+            return None
         if clf.classes != data.classes:
             print(f"note: models:/{name}/{version} has other classes ({', '.join(clf.classes)}): "
                   "not comparable, the alias moves", file=sys.stderr)

@@ -14,6 +14,7 @@ and the contact sheet all read it, so the files and the endpoint share one schem
 from __future__ import annotations
 
 import glob
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,18 +61,34 @@ def expand(spec: str, recursive: bool) -> list[Row]:
     if path.exists():
         return [Row(spec)]
     if glob.has_magic(spec):
-        found = sorted(p for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        found = sorted(str(p) for p in glob_files(spec))
         return [Row(p) for p in found] or [Row(spec, error="no file matches this pattern")]
     return [Row(spec, error="no such file or folder")]
 
 
+def glob_files(spec: str) -> list[Path]:
+    """The files a pattern matches, as `glob` finds them (hidden names only when the pattern
+    names them), except that `**` does not descend into symlinked folders, pathlib's rule:
+    `glob.glob` follows them, so a link to a parent folder repeats every photo below it, and
+    two such links make the walk exponential (a hang)."""
+    parts = [part if part == "**" else re.sub(r"\*+", "*", part) for part in Path(spec).parts]  # `**.jpg`: `*.jpg`
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:fixed])
+    pattern = Path(*parts[fixed:], *(["*"] if parts[-1] == "**" else []))  # glob's `dir/**`: all below
+    hidden_ok = any(part.startswith(".") for part in pattern.parts)
+    return [p for p in root.glob(str(pattern))
+            if p.is_file() and (hidden_ok or not any(q.startswith(".") for q in p.relative_to(root).parts))]
+
+
 def collect(specs: list[str], recursive: bool) -> list[Row]:
-    """All entries expanded, each file once, in the order given."""
+    """All entries expanded, each file once (by its real path: a symlink and its target, or
+    two spellings of one path, are one photo), in the order given."""
     rows, seen = [], set()
     for spec in specs:
         for row in expand(spec, recursive):
-            if row.error or row.file not in seen:
-                seen.add(row.file)
+            key = row.file if row.error else Path(row.file).resolve()
+            if row.error or key not in seen:
+                seen.add(key)
                 rows.append(row)
     return rows
 

@@ -13,6 +13,7 @@ carries the same code without the training stack.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ from fmnist.config import SIZE, Limits, Mode, PhotoSettings
 from fmnist.errors import ImageError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The only decoders Pillow may run: it knows dozens of formats, some through outside programs
+# (an EPS reaches Ghostscript), and a photo needs none of them.
+FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
+ACCEPTED = "JPEG, PNG, BMP, WebP, TIFF"
 
 
 @dataclass(frozen=True)
@@ -39,24 +44,59 @@ class Photo:
 # ---- reading ----------------------------------------------------------------------------
 
 def open_image(source: str | Path | bytes, limits: Limits) -> Image.Image:
-    """Open lazily and check the size from the header, before any pixel is decoded."""
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    """Open lazily with the allowed decoders only, and check the size from the header,
+    before any pixel is decoded."""
+    data = read_bytes(source, limits)
     if not data:
         raise ImageError("empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"image too large to decode safely ({str(e).split(', could')[0]})") from None
     except UnidentifiedImageError:
-        raise ImageError("not an image in a readable format (JPEG, PNG, BMP, WebP, TIFF)") from None
+        raise ImageError(unaccepted(data)) from None
     w, h = image.size
     if w * h > limits.max_pixels:
         raise ImageError(f"image is {w}x{h}, above limits.max_pixels={limits.max_pixels}")
     if min(w, h) < limits.min_side:
         raise ImageError(f"image is {w}x{h}, below limits.min_side={limits.min_side}")
     return image
+
+
+def read_bytes(source: str | Path | bytes, limits: Limits) -> bytes:
+    """The file's bytes, refused above limits.max_bytes before they are read (a path) or
+    decoded (bytes): memory stays bounded whatever a file or a client sends."""
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with Path(source).open("rb") as f:
+            check_bytes(os.fstat(f.fileno()).st_size, limits)
+            data = f.read(limits.max_bytes + 1)  # a file that grew, or a device without a size
+    check_bytes(len(data), limits)
+    return data
+
+
+def check_bytes(size: int, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise ImageError(f"file is {size} bytes, above limits.max_bytes={limits.max_bytes}")
+
+
+def unaccepted(data: bytes) -> str:
+    """Why Pillow, held to FORMATS, opened nothing: the format the first bytes show, when one
+    of Pillow's cheap signature checks knows it (no decoder of it runs), else not an image."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        try:
+            known = accept is not None and accept(prefix)
+        except Exception:  # noqa: BLE001 - a check that needs more bytes than a short file has
+            known = False
+        if known and not isinstance(known, str):  # a str: Pillow's "known, but unsupported"
+            return f"{name} is not an accepted format ({ACCEPTED})"
+    return f"not an image in a readable format ({ACCEPTED})"
 
 
 def decode(image: Image.Image, target: int) -> Image.Image:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
+from pydantic import ValidationError
 
 from fmnist.config import Limits, Mode, PhotoSettings, from_yaml, packaged
 from fmnist.errors import ImageError, NoModelError
@@ -34,6 +36,9 @@ from fmnist.training.modelio import requirements
 # Pinned beside the Keras stack. The `fmnist` package itself must be importable where the
 # model is served (`--env-manager local`).
 SERVING_EXTRAS = ("pandas", "opencv-python-headless", "pillow", "pydantic", "omegaconf")
+# The served model's code, logged as a file (models-from-code), and the name of its Keras file.
+CODE = Path(__file__).with_name("pyfunc.py")
+KERAS_ARTIFACT = "keras_model"
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(DataType.string, "image")]),
@@ -72,8 +77,7 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
     model fine-tuned on a user's own classes answers with them."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.model = keras.saving.load_model(context.artifacts["keras_model"], compile=False,
-                                              custom_objects=CUSTOM_OBJECTS)
+        self.model = load_keras_file(Path(context.artifacts["keras_model"]))
         cfg = context.model_config or {}
         self.photo = PhotoSettings.model_validate(cfg["photo"])
         self.limits = Limits.model_validate(cfg["limits"])
@@ -84,6 +88,10 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
         frame = pd.DataFrame(model_input)
         if "image" not in frame:
             raise MlflowException.invalid_parameter_value("input needs a column 'image' of base64 image bytes")
+        if len(frame) > self.limits.max_images:
+            raise MlflowException.invalid_parameter_value(
+                f"{len(frame)} images in one request, above limits.max_images={self.limits.max_images}; "
+                "send them in smaller requests")
         inputs, errors = [], []
         for value in frame["image"]:
             try:
@@ -96,15 +104,22 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
         return answer(probabilities(self.model, np.stack(inputs) if inputs else empty), errors, self.classes)
 
     def prepare(self, value: Any) -> np.ndarray:
-        return prepare(read_image(decode_base64(value), self.limits, self.photo.work_size), self.mode, self.photo)
+        data = decode_base64(value, self.limits)
+        return prepare(read_image(data, self.limits, self.photo.work_size), self.mode, self.photo)
 
 
-def decode_base64(value: Any) -> bytes:
-    """The request's image field -> file bytes; JSON has no bytes type, hence base64."""
+def decode_base64(value: Any, limits: Limits) -> bytes:
+    """The request's image field -> file bytes; JSON has no bytes type, hence base64. A string
+    longer than limits.max_bytes needs in base64 is refused before it is decoded (the decoded
+    bytes meet limits.max_bytes again when read)."""
     if isinstance(value, bytes):
         return value
+    text, most = str(value), 4 * math.ceil(limits.max_bytes / 3)
+    if len(text) > most:
+        raise ImageError(f"'image' is {len(text)} base64 characters, above the {most} "
+                         f"that limits.max_bytes={limits.max_bytes} allows")
     try:
-        return base64.b64decode(str(value), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ImageError("'image' is not base64-encoded image bytes") from None
 
@@ -123,28 +138,31 @@ def answer(probs: np.ndarray, errors: list[str], classes: Sequence[str] = CLASS_
     })
 
 
-def serving_config(photo: PhotoSettings | None = None, classes: Sequence[str] = CLASS_NAMES) -> dict[str, Any]:
+def serving_config(photo: PhotoSettings | None = None, classes: Sequence[str] = CLASS_NAMES,
+                   limits: Limits | None = None) -> dict[str, Any]:
     """What the served model needs besides weights: its class names and photo steps (the
-    ones it was trained with, else fmnist/conf/photo/'s) and fmnist/conf/limits/, checked,
-    so a logged model treats photos exactly as `python -m fmnist.predict` does."""
+    ones it was trained with, else fmnist/conf/photo/'s) and its limits (else
+    fmnist/conf/limits/'s), checked, so a logged model treats photos exactly as
+    `python -m fmnist.predict` does."""
     predict = packaged("predict.yaml")
     return {
         "photo": (photo or from_yaml(PhotoSettings, "photo/default.yaml")).model_dump(),
-        "limits": from_yaml(Limits, "limits/default.yaml").model_dump(),
+        "limits": (limits or from_yaml(Limits, "limits/default.yaml")).model_dump(),
         "preprocess": predict.get("preprocess", "auto"),
         "classes": list(classes),
     }
 
 
 def log_photo_model(keras_model: keras.Model, name: str = "model", photo: PhotoSettings | None = None,
-                    classes: Sequence[str] = CLASS_NAMES) -> str:
-    """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI."""
+                    classes: Sequence[str] = CLASS_NAMES, limits: Limits | None = None) -> str:
+    """Log `keras_model` wrapped as a PhotoClassifier under the active run; returns its URI.
+    Logged as code (fmnist/photos/pyfunc.py), not as a pickle: loading it unpickles nothing."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         keras_model.save(path)
         info = mlflow.pyfunc.log_model(
-            name=name, python_model=PhotoClassifier(), artifacts={"keras_model": str(path)},
-            model_config=serving_config(photo, classes), signature=SIGNATURE,
+            name=name, python_model=str(CODE), artifacts={KERAS_ARTIFACT: str(path)},
+            model_config=serving_config(photo, classes, limits), signature=SIGNATURE,
             pip_requirements=requirements(*SERVING_EXTRAS),
         )
     return info.model_uri
@@ -164,7 +182,9 @@ def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
 
 def load_classifier(ref: str, registered_model: str = "fmnist-cnn") -> Classifier:
     """A model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train logs)
-    or a PhotoClassifier (what the sweeps register, with its classes and photo steps)."""
+    or a PhotoClassifier (what the sweeps register, with its classes and photo steps). Only
+    Keras files (with `safe_mode`) and YAML are read: nothing in the model is unpickled or
+    run, so a model in a store anyone can write to cannot run code here."""
     uri = resolve(ref, registered_model)
     if "://" not in uri and ":/" not in uri:
         return Classifier(load_file(Path(uri)))
@@ -175,20 +195,61 @@ def load_classifier(ref: str, registered_model: str = "fmnist-cnn") -> Classifie
     except (MlflowException, OSError) as e:
         raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
     if "keras" in flavors:
-        return Classifier(mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS))
-    python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    if not isinstance(python_model, PhotoClassifier):
+        return Classifier(load_keras_flavour(uri, flavors["keras"]))
+    return load_photo_classifier(uri, photo_flavour(uri, flavors))
+
+
+def load_keras_flavour(uri: str, flavour: dict[str, Any]) -> keras.Model:
+    """What fmnist.train logs: a `.keras` file, which MLflow's keras flavour reads with Keras
+    itself (`safe_mode` on). A TensorFlow SavedModel export is refused: fmnist never logs one."""
+    if flavour.get("save_exported_model"):
+        raise NoModelError(f"{uri}: a TensorFlow SavedModel export, not a .keras model")
+    return mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS, load_model_kwargs={"safe_mode": True})
+
+
+def photo_flavour(uri: str, flavors: dict[str, Any]) -> dict[str, Any]:
+    """The pyfunc flavour of a PhotoClassifier logged as code, read from the MLmodel file
+    alone; a pickled pyfunc is refused unopened, since unpickling runs whatever it holds."""
+    pyfunc = flavors.get("python_function", {})
+    if "python_model" in pyfunc:
+        raise NoModelError(f"{uri}: a pickled pyfunc model, not loaded (unpickling would run any code it "
+                           "holds); log it again with this version of fmnist, which logs models as code")
+    code = Path(str(pyfunc.get("model_code_path", ""))).name
+    if code != CODE.name or KERAS_ARTIFACT not in (pyfunc.get("artifacts") or {}):
         raise NoModelError(f"{uri}: neither a Keras model nor a PhotoClassifier")
-    return Classifier(python_model.model, python_model.classes, python_model.photo)
+    return pyfunc
+
+
+def load_photo_classifier(uri: str, pyfunc: dict[str, Any]) -> Classifier:
+    """The Keras file and config of a PhotoClassifier, read as `PhotoClassifier.load_context`
+    reads them, without running the model's copy of its code."""
+    try:
+        cfg = pyfunc["config"]
+        photo = PhotoSettings.model_validate(cfg["photo"])
+        classes = tuple(str(c) for c in cfg["classes"])
+        artifact = str(pyfunc["artifacts"][KERAS_ARTIFACT]["path"])
+    except (KeyError, TypeError, ValidationError) as e:
+        raise NoModelError(f"{uri}: not a PhotoClassifier's config ({str(e).splitlines()[0]})") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)).resolve()
+        keras_file = (root / artifact).resolve()
+        if not keras_file.is_relative_to(root):
+            raise NoModelError(f"{uri}: its Keras file lies outside the model")
+        return Classifier(load_file(keras_file), classes, photo)
 
 
 def load_file(path: Path) -> keras.Model:
+    """A `.keras` file with `safe_mode` (no Lambda layer's bytecode is loaded)."""
     if not path.is_file():
         raise NoModelError(f"{path}: no such model file (a .keras file, or best, models:/..., runs:/...)")
     try:
-        return keras.saving.load_model(path, compile=False, custom_objects=CUSTOM_OBJECTS)
+        return load_keras_file(path)
     except (ValueError, OSError) as e:
         raise NoModelError(f"{path}: not a Keras model ({str(e).splitlines()[0]})") from None
+
+
+def load_keras_file(path: Path) -> keras.Model:
+    return keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
 
 
 def no_store() -> bool:

@@ -92,7 +92,7 @@ def finalize_photos(cfg: Config, parent: Run, data: PhotoData) -> dict[str, Any]
     when `selection.retrain_epochs` asks, the better of the two kept) registered as a version
     of `finetune.registered_model`, its alias moved only if it beats the holder on the same
     validation photos. Idempotent on resume."""
-    best, done = rank_trials(parent, cfg.selection.max_gap, cfg.report.enabled)
+    _, best, done = rank_trials(parent, cfg.selection.max_gap, cfg.report.enabled)
     if done or best is None:
         return best and {**best, "version": done, "moved": None}
     raw = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{best['run_id']}/config.yaml"))

@@ -5,7 +5,9 @@ free loopback port. Each worker gets one GPU (CUDA_VISIBLE_DEVICES, round robin)
 are GPUs, else 1/N of the CPU threads, so N workers do not fight over the same cores.
 The launcher prefixes each process's output with its name, starts a worker that dies again
 (it resumes its own trial, keeping its tuner id), and on Ctrl-C or SIGTERM stops the chief,
-which tells the workers to stop. A launcher killed outright (SIGKILL) takes its children
+which tells the workers to stop. It hands its chief and workers the sweep's shared token in
+$FMNIST_SWEEP_TOKEN (environment, not argv, which every local user can read): the one already
+set, so that workers elsewhere can join, or a new random one. A launcher killed outright (SIGKILL) takes its children
 with it: each gets SIGHUP from the kernel and ends as on Ctrl-C, its runs KILLED.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from fmnist.config import Config
 from fmnist.errors import EXIT_USAGE
-from fmnist.search.distributed import ignore_signals, interrupt_on_sigterm
+from fmnist.search.distributed import TOKEN_ENV, ignore_signals, interrupt_on_sigterm
 
 
 def limit_threads(threads: int | None) -> None:
@@ -156,12 +159,13 @@ def launch(cfg: Config, argv: list[str]) -> int:
     print(f"cluster: chief at {address}, {n} worker(s), each on "
           + (f"GPU {', '.join(share(i, n, gpus)[0]['CUDA_VISIBLE_DEVICES'] for i in range(n))}" if gpus
              else f"{share(0, n, gpus)[1][0].split('=')[1]} CPU thread(s)"), flush=True)
-    chief = Child("chief", [*base, "distributed.role=chief"], {})
+    token = {TOKEN_ENV: os.environ.get(TOKEN_ENV) or secrets.token_urlsafe()}
+    chief = Child("chief", [*base, "distributed.role=chief"], token)
     workers = []
     for i in range(n):
         env, overrides = share(i, n, gpus)
         workers.append(Child(f"worker-{i}", [*base, "distributed.role=worker", f"distributed.tuner_id=worker-{i}",
-                                             *overrides], env))
+                                             *overrides], {**env, **token}))
     try:
         supervise(chief, workers, cfg.cluster.restarts)
     except KeyboardInterrupt:

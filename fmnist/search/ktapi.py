@@ -35,7 +35,7 @@ except ImportError as e:  # a loud, actionable message for the chief and the tes
     raise ImportError(changed(f"its private modules ({e})")) from e
 
 __all__ = ["OracleServicer", "Trial", "TrialStatus", "changed", "hyperband_trials", "local_oracle", "protos",
-           "requeue", "retry_queue", "silence_condition_print"]
+           "requeue", "retry_queue", "silence_condition_print", "use_channel"]
 
 
 def _no_print(*args, **kwargs) -> None:
@@ -84,3 +84,11 @@ def local_oracle(oracle) -> kt.Oracle:
     oracle (same class and settings, e.g. Hyperband's schedule) in its private `_oracle`; anywhere
     else `oracle` is returned as is."""
     return getattr(oracle, "_oracle", oracle)
+
+
+def use_channel(client, channel) -> None:
+    """Send a worker's calls to the chief over `channel` (one that adds the sweep's token and
+    the worker's identity to each call). keras-tuner's `OracleClient` dials its own plain
+    channel in `__init__` and calls its `stub` attribute, with no hook for call metadata; its
+    channel connects lazily, so replacing the stub before the first call leaves it unused."""
+    client.stub = protos.get_service_grpc().OracleStub(channel)

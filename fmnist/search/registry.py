@@ -6,16 +6,22 @@ fresh one produce the same leaderboard.
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from typing import Any, Callable, Optional
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fmnist.errors import NoModelError
+from fmnist.photos.serving import load_keras
 from fmnist.reports.sweep import log_sweep_reports
+from fmnist.training.fitting import accuracy
 
 SUMMARY = ("val_accuracy", "overfit_gap", "train_accuracy", "test_accuracy")
 
@@ -65,13 +71,13 @@ def publish_leaderboard(parent: Run) -> pd.DataFrame:
     return board
 
 
-def rank_trials(parent: Run, max_gap: float, draw: bool) -> tuple[dict[str, Any] | None, str | None]:
+def rank_trials(parent: Run, max_gap: float, draw: bool) -> tuple[pd.DataFrame, dict[str, Any] | None, str | None]:
     """The sweep's end, either kind: the leaderboard published (and its plots drawn), the best
     trial within `max_gap`, and the version a run of this sweep already registered (resume)."""
     board = publish_leaderboard(parent)
     if draw:
         log_sweep_reports(board.assign(order=board["trial_id"].astype(int)).sort_values("order").to_dict("records"))
-    return best_eligible(board, max_gap), parent.data.tags.get("registered_version")
+    return board, best_eligible(board, max_gap), parent.data.tags.get("registered_version")
 
 
 def is_hyperparameter(param: str) -> bool:
@@ -106,29 +112,62 @@ def alias_holder(client: MlflowClient, name: str, alias: str):
         return None
 
 
-def register(model_uri: str, name: str, alias: str, tags: dict[str, Any]) -> tuple[str, bool]:
-    """Register a new version; move `alias` to it only if its val_accuracy beats the holder's,
-    so sweeps run on different days compete on the same footing. Returns (version, moved)."""
-    client = MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
-    holder = alias_holder(client, name, alias)
-    better = holder is None or float(tags["val_accuracy"]) > float(holder.tags.get("val_accuracy", "-inf"))
-    if better:
-        client.set_registered_model_alias(name, alias, version)
-    return version, better
-
-
 def register_if_better(model_uri: str, name: str, alias: str, score: float, tags: dict[str, Any],
                        holder_score: Callable[[str], Optional[float]]) -> tuple[str, bool, Optional[float]]:
     """Register a new version; move `alias` to it only if `score` beats the holder's score
-    measured now, by `holder_score(version)`, on the same photos: a number logged by another
-    run on another split would not compare. None from it (say, other classes) moves the
-    alias. Returns (version, moved, the holder's score)."""
+    measured now, by `holder_score(version)`, on the same images as `score`: a number logged
+    by another run on another split would not compare. None from it (say, other classes)
+    moves the alias. The version's tag `compared_with` keeps each holder's score on those
+    images. Returns (version, moved, the score of the holder it was last compared with)."""
     client = MlflowClient()
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
-    holder = alias_holder(client, name, alias)
-    held = holder_score(holder.version) if holder is not None else None
-    moved = held is None or score > held
-    if moved:
+    moved, scores, last = settle(client, name, alias, str(version), score, holder_score)
+    client.set_model_version_tag(name, str(version), "compared_with", json.dumps(scores))
+    return version, moved, scores.get(last)
+
+
+def settle(client: MlflowClient, name: str, alias: str, version: str, score: float,
+           holder_score: Callable[[str], Optional[float]]) -> tuple[bool, dict[str, Optional[float]], str]:
+    """Move `alias` to `version` unless its holder scores at least `score`, reading the alias
+    again after scoring a holder and after each move: two sweeps that close at once each
+    read, compare and set, and without the second read the later set would win, better or
+    not. Each holder is scored once. A holder this process moved the alias from that comes
+    back was put back by a process that finds it better on its own images: it keeps the
+    alias, so two processes never pass it back and forth.
+    Returns (moved, each holder's score, the holder compared last)."""
+    scores: dict[str, Optional[float]] = {}
+    overruled: set[str] = set()
+    last = ""
+    while True:
+        holder = alias_holder(client, name, alias)
+        current = "" if holder is None else str(holder.version)
+        if current == version:
+            return True, scores, last
+        if current and current not in scores:
+            scores[current] = holder_score(current)  # slow: the alias may move meanwhile
+            continue
+        last, held = current, scores.get(current)
+        if current in overruled or (held is not None and held >= score):
+            return False, scores, last
+        overruled.add(current)
         client.set_registered_model_alias(name, alias, version)
-    return version, moved, held
+
+
+def keras_holder_score(name: str, x: np.ndarray, y: np.ndarray) -> Callable[[str], Optional[float]]:
+    """`holder_score` for a Fashion-MNIST sweep: a version's Keras model measured on the
+    challenger's validation images, as `fitting.accuracy` measured the challenger's own
+    val_accuracy. None (not comparable) for a model that cannot be loaded or takes other inputs."""
+
+    def score(version: str) -> Optional[float]:
+        try:
+            model = load_keras(f"models:/{name}/{version}", name)
+        except NoModelError as e:
+            print(f"note: {e}: not comparable, the alias moves", file=sys.stderr)
+            return None
+        if tuple(model.input_shape[1:]) != x.shape[1:]:
+            print(f"note: models:/{name}/{version} takes {model.input_shape[1:]} inputs, not {x.shape[1:]}: "
+                  "not comparable, the alias moves", file=sys.stderr)
+            return None
+        return accuracy(model, x, y)
+
+    return score

@@ -4,10 +4,14 @@ then the sweep's closing (fmnist/search/closing.py, or the photo sweep's)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Iterator
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -20,10 +24,12 @@ from fmnist.search.closing import finalize, report
 from fmnist.search.cluster import follow_launcher, launch, limit_threads
 from fmnist.search.distributed import (
     Chief,
+    check_port,
     interrupt_on_sigterm,
 )
 from fmnist.search.fingerprint import fingerprint
 from fmnist.search.registry import close_interrupted
+from fmnist.search.seeding import first_trials, known_configs
 from fmnist.search.tuning import make_tuner
 from fmnist.search.worker import work
 from fmnist.training.data import Splits, load_splits
@@ -31,6 +37,44 @@ from fmnist.training.fitting import seed_everything
 from fmnist.training.tracking import flatten, run_tags, use_store
 
 MARKER = "mlflow_parent_run.json"
+LOCKS = ".locks"  # under sweep.dir; no sweep name starts with '.', so it is no sweep's state folder
+
+
+@contextmanager
+def locked(sweep_dir: Path, name: str) -> Iterator[None]:
+    """Hold sweep `name` for as long as the block runs: keras-tuner deletes <dir>/<name> on a
+    fresh start, so a second process on the same name would delete the first's trials and
+    marker. The lock file lives outside that folder (the deletion cannot take it) and is never
+    removed (two processes could then lock two different files); the kernel drops the lock
+    when the process ends, however it ends. It holds the holder's pid for the message."""
+    path = sweep_dir / LOCKS / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise ConfigError(f"sweep.name={name!r}: process {holder} is running this sweep ({sweep_dir / name}); "
+                              "wait for it to end or choose another sweep.name") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds the old text or the new, never part of one: a sweep killed while writing
+    its marker would otherwise leave one that no rerun can read, and it could not resume."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
@@ -47,8 +91,8 @@ def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
         mlflow.log_params(flatten(cfg.model_dump(exclude={"search", "hydra"})))
         mlflow.log_dict(cfg.model_dump(), "config.yaml")
     state.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
-                                  "tracking_uri": mlflow.get_tracking_uri()}))
+    write_atomically(marker, json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
+                                         "tracking_uri": mlflow.get_tracking_uri()}))
     return run.info.run_id
 
 
@@ -65,8 +109,18 @@ def search(tuner, cfg: Config, splits: Splits) -> None:
 
 
 def sweep(cfg: Config) -> int:
+    """The sweep, its state locked from before keras-tuner may delete it until the end. A
+    worker's state is <name>-workers/<tuner_id>, not the chief's: it takes no lock."""
     if cfg.cluster.workers:
         return launch(cfg, sys.argv[1:])
+    with nullcontext() if cfg.distributed.role == "worker" else locked(Path(cfg.sweep.dir), cfg.sweep.name):
+        return sweep_here(cfg)
+
+
+def sweep_here(cfg: Config) -> int:
+    """Data, parent run, search (or the worker's part of it) and closing, in this process."""
+    if cfg.distributed.role == "chief":  # before anything is loaded, opened or marked KILLED
+        check_port(cfg.distributed.address)
     start = time.perf_counter()
     limit_threads(cfg.distributed.threads)
     seed_everything(cfg.seed)
@@ -84,7 +138,8 @@ def sweep(cfg: Config) -> int:
     fresh = cfg.sweep.fresh or not (state / MARKER).exists()
     if not fresh:  # checks the config before keras-tuner reloads a state that does not match
         parent_id = open_parent(cfg, state, fresh=False)
-    tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh)
+    first = [] if cfg.photos or not fresh else first_trials(cfg.search, known_configs(cfg))
+    tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh, first=first)
     if fresh:  # after keras-tuner has cleared the old state, marker included
         parent_id = open_parent(cfg, state, fresh=True)
     tuner.parent_id = parent_id

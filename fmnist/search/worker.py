@@ -1,17 +1,20 @@
 """`distributed.role=worker`: run the trials a chief hands out, as child runs of its parent
-run, and stop when the chief stops, drops this worker or goes silent."""
+run, and stop when the chief stops, drops this worker, refuses it, serves another sweep or
+goes silent."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+import grpc
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist.config import Config
-from fmnist.errors import EXIT_FAILED, ConfigError
+from fmnist.errors import EXIT_FAILED, ConfigError, DistributedError
+from fmnist.search import ktapi
 from fmnist.search.distributed import Heartbeat, default_tuner_id, ignore_signals, worker_env
 from fmnist.search.fingerprint import fingerprint
 from fmnist.search.tuning import make_tuner
@@ -31,14 +34,22 @@ def check_chief(cfg: Config, info: dict[str, str]) -> None:
 
 
 def end_by_chief(cfg: Config, tuner_id: str, run_id: str | None, state: str) -> None:
-    """Heartbeat thread: the chief stopped, dropped this worker (its trial went to another), or
-    went silent. The trial's run ends KILLED (a half-logged run is never FINISHED); the process exits now."""
+    """Heartbeat thread: the chief stopped, dropped this worker (its trial went to another), now
+    serves another sweep, or went silent. The trial's run ends KILLED (a half-logged run is never
+    FINISHED); the process exits now."""
     if run_id:
         MlflowClient().set_terminated(run_id, "KILLED")
     why = {"stop": "the chief stopped the sweep", "evicted": "the chief dropped this worker as silent",
+           "moved": f"another chief (another sweep or token) now answers at {cfg.distributed.address}",
            "lost": f"the chief has not answered for {cfg.distributed.timeout:g} s"}[state]
     print(f"{tuner_id}: {why}; exiting", flush=True)
     os._exit(0 if state == "stop" else EXIT_FAILED)
+
+
+def end_runs() -> None:
+    """End this process's open trial runs KILLED: a run whose trial did not end here is never FINISHED."""
+    while mlflow.active_run():
+        mlflow.end_run("KILLED")
 
 
 def work(cfg: Config, splits: Splits) -> int:
@@ -52,15 +63,18 @@ def work(cfg: Config, splits: Splits) -> int:
     worker_env(cfg.distributed, tuner_id)
     tuner = make_tuner(cfg, f"{cfg.sweep.dir}/{cfg.sweep.name}-workers", overwrite=True,
                        parent_id=info["parent_run_id"], project=tuner_id)
+    ktapi.use_channel(tuner.oracle, beat.channel)  # its calls carry the token and this process's identity
     print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
     try:
         tuner.search(splits, verbose=0)
     except KeyboardInterrupt:
         ignore_signals()
-        while mlflow.active_run():
-            mlflow.end_run("KILLED")
+        end_runs()
         beat.leave()
         print(f"\n{tuner_id}: interrupted; its trial goes to another worker", file=sys.stderr)
         return 130
+    except grpc.RpcError as e:  # e.g. its trial went to another worker while this one was cut off
+        end_runs()
+        raise DistributedError(f"{tuner_id}: the chief refused a call ({e.details()}); exiting") from None
     print(f"{tuner_id}: the chief has no trials left; done", flush=True)
     return 0

@@ -63,6 +63,12 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(model.predict(x, batch_size=1024, verbose=0).argmax(1) == y))
 
 
+def margin(p: float, n: int) -> float:
+    """Half-width of the 95% interval of an accuracy `p` measured on `n` images (normal
+    approximation): what separates a real difference from the luck of the test set."""
+    return 1.96 * math.sqrt(p * (1 - p) / n)
+
+
 def summarize(model: keras.Model, splits: Splits, test: Outputs) -> dict[str, float]:
     """The four summary metrics every run and trial carries; the test accuracy comes from
     the test-set pass the reports use too, so the test set is predicted once per run."""

@@ -1,0 +1,41 @@
+"""The JAX path: a quick sweep on `KERAS_BACKEND=jax` runs where TensorFlow is not installed,
+and what it logs asks for JAX, not TensorFlow. This machine has TensorFlow, so the test hides
+it from the import system, as a JAX-only machine would (Keras probes for it when seeding)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+
+SWEEP_WITHOUT_TENSORFLOW = """
+import importlib.abc, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, NoTensorFlow())
+from fmnist import cli
+from fmnist.config import Config, validate
+from fmnist.search.sweeping import sweep
+
+code = sweep(validate(Config, cli.compose("train", ["experiment=quick", "data.subset=1500", "tuner.max_trials=2"])))
+import keras
+print("RESULT", code, keras.backend.backend(), sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow"}))
+"""
+
+
+@pytest.mark.slow
+def test_a_quick_sweep_on_jax_needs_no_tensorflow(store, tmp_path):
+    pytest.importorskip("jax", reason="JAX installs from the package index: pip install jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    out = subprocess.run([sys.executable, "-c", SWEEP_WITHOUT_TENSORFLOW], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=600)
+    assert "RESULT 0 jax []" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    wanted = mlflow.artifacts.load_text("models:/fmnist-cnn@best/requirements.txt")
+    assert "jax==" in wanted and "tensorflow" not in wanted
