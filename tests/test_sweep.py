@@ -346,3 +346,16 @@ def test_a_holder_that_cannot_be_measured_is_not_comparable(store, tmp_path, cap
     assert (score("1"), score("2")) == (None, None)
     notes = capsys.readouterr().err.splitlines()
     assert [line.endswith("not comparable, the alias moves") for line in notes if line.startswith("note:")] == [True] * 2
+
+
+@pytest.mark.slow
+def test_resuming_with_another_config_is_one_line_and_keeps_the_sweep(store, tmp_path):
+    """The same sweep.name with another seed: the state on disk belongs to another sweep."""
+    run_sweep("sweep.name=same")
+    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "sweep.name=same", "seed=7"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 2
+    assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: config: sweep.name='same': {Path('sweeps') / 'same'} holds a sweep with a different config; "
+        "rerun with sweep.fresh=true or choose another sweep.name"]
+    assert (tmp_path / "sweeps" / "same" / "mlflow_parent_run.json").exists(), "nothing deleted"
