@@ -410,3 +410,20 @@ def test_a_worker_stops_when_another_sweep_takes_the_chiefs_port(token, tmp_path
     with serving(address, tmp_path / "new", parent="parent-2") as chief:
         beat.join(timeout=5)
         assert ended == ["moved"] and not chief.seen
+
+
+def test_a_worker_with_another_config_or_store_is_turned_away_in_one_line(store):
+    """What the chief tells a joining worker (its sweep's fingerprint and parent run) must
+    match the worker's own config and tracking store, or the worker stops before any trial."""
+    from fmnist.search.fingerprint import fingerprint
+    from fmnist.search.worker import check_chief
+
+    chief = validate(Config, cli.compose("train", ["experiment=quick"]))
+    worker = validate(Config, cli.compose("train", ["experiment=quick", "seed=7"]))
+    mlflow_run = MlflowClient().create_run(MlflowClient().create_experiment("chief")).info.run_id
+    info = {"fingerprint": fingerprint(chief), "parent_run_id": mlflow_run, "tracking_uri": "http://chief:5000"}
+    check_chief(chief, info)  # the chief's own config and store: accepted
+    with pytest.raises(ConfigError, match="^distributed: the chief's sweep has another config .*chief's overrides$"):
+        check_chief(worker, info)
+    with pytest.raises(ConfigError, match="lacks the chief's parent run; the chief logs to http://chief:5000"):
+        check_chief(chief, {**info, "parent_run_id": "0" * 32})
