@@ -29,7 +29,8 @@ from fmnist.photos.photoset import PhotoCache, PhotoSet, prepare_all, scan
 from fmnist.photos.serving import Classifier, load_classifier, probabilities
 from fmnist.training.data import CLASS_NAMES
 
-CACHE = "~/.cache/fmnist/photos"
+PLAIN = cli.config("train", [])
+CACHE, FMNIST = PLAIN.finetune.cache, PLAIN.mlflow.registered_model  # FMNIST: what `best` names for a start
 
 
 def recipes(base: str, epochs: int) -> dict[str, list[str]]:
@@ -77,7 +78,7 @@ def run_recipe(overrides: list[str], train_dir: Path) -> tuple[Classifier, float
     start = time.perf_counter()
     run_id = finetune(cfg)
     minutes = (time.perf_counter() - start) / 60
-    return load_classifier(mlflow.get_run(run_id).data.tags["model_uri"]), minutes
+    return load_classifier(mlflow.get_run(run_id).data.tags["model_uri"], cfg.finetune.registered_model), minutes
 
 
 def row(name: str, scores: list[float], minutes: float | None) -> str:
@@ -98,12 +99,12 @@ def main() -> None:
     print(f"| recipe | all ({len(photos.files)} photos) | " + " | ".join(photos.classes) + " | minutes |")
     print("|" + " --- |" * (len(photos.classes) + 3))
     print(row(f"zero-shot: {args.base} (Fashion-MNIST classes mapped)",
-              score_zero_shot(load_classifier(args.base), photos), 0.0), flush=True)
+              score_zero_shot(load_classifier(args.base, FMNIST), photos), 0.0), flush=True)
     for name, overrides in recipes(args.base, args.epochs).items():
         clf, minutes = run_recipe(overrides, args.train)
         print(row(name, score_same_classes(clf, scan(args.validation, clf.classes)), minutes), flush=True)
     try:
-        sweep_model = load_classifier(args.registered)
+        sweep_model = load_classifier(args.registered, FMNIST)
     except NoModelError as e:
         print(f"| photo sweep's model: {e} | | |")
         return

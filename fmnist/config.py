@@ -22,6 +22,7 @@ from fmnist.errors import ConfigError
 from fmnist.search.paths import EACH, list_of, node, parts
 
 SIZE = 28  # Fashion-MNIST's side
+TOKEN_ENV = "FMNIST_SWEEP_TOKEN"  # a distributed sweep's shared secret (DistributedConfig)
 Padding = Literal["same", "valid"]
 Mode = Literal["auto", "photo", "fmnist"]  # predict: how an input is prepared
 Look = Literal["fmnist", "colour", "plain"]  # photo.input: what a model takes
@@ -325,13 +326,12 @@ class DistributedConfig(Strict):
         return self
 
     def _shared_token(self) -> None:
-        """The secret every call to the chief carries (fmnist.search.distributed.TOKEN_ENV): an
-        environment variable, not a setting, so that MLflow never logs it and `ps` never shows it."""
-
-        if not re.fullmatch(r"[!-~]{16,}", os.environ.get("FMNIST_SWEEP_TOKEN", "")):
-            raise ValueError(f"role '{self.role}' needs $FMNIST_SWEEP_TOKEN: one secret of 16 or more printable "
+        """The secret every call to the chief carries (`TOKEN_ENV`): an environment variable, not
+        a setting, so that MLflow never logs it and `ps` never shows it."""
+        if not re.fullmatch(r"[!-~]{16,}", os.environ.get(TOKEN_ENV, "")):
+            raise ValueError(f"role '{self.role}' needs ${TOKEN_ENV}: one secret of 16 or more printable "
                              "characters, no spaces, the same on the chief and every worker (e.g. export "
-                             "FMNIST_SWEEP_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe())'))")
+                             f"{TOKEN_ENV}=$(python -c 'import secrets; print(secrets.token_urlsafe())'))")
 
 
 class ClusterConfig(Strict):

@@ -28,7 +28,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fmnist import cli
-from fmnist.config import Config, DistributedConfig, packaged, validate
+from fmnist.config import TOKEN_ENV, Config, DistributedConfig, packaged, validate
 from fmnist.errors import ConfigError, DistributedError
 from fmnist.search import ktapi
 from fmnist.search.cluster import free_port
@@ -36,7 +36,6 @@ from fmnist.search.distributed import (
     BEAT,
     LIVE_BEATS,
     SESSION_KEY,
-    TOKEN_ENV,
     TOKEN_KEY,
     TUNER_KEY,
     Chief,

@@ -168,7 +168,7 @@ def test_every_model_reference_gives_the_same_model(store):
     x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
     expected = mlflow.keras.load_model(f"runs:/{store.run_id}/model").predict(x, verbose=0)
     for ref in (f"runs:/{store.run_id}/model", str(store.keras_file), "best", "models:/fmnist-cnn/1", store.photo_uri):
-        assert np.allclose(load_keras(ref).predict(x, verbose=0), expected, atol=1e-6), ref
+        assert np.allclose(load_keras(ref, "fmnist-cnn").predict(x, verbose=0), expected, atol=1e-6), ref
 
 
 class Booby(mlflow.pyfunc.PythonModel):
@@ -198,7 +198,7 @@ def test_a_pickled_model_is_refused_and_writes_nothing(store, images, tmp_path):
     version = mlflow.register_model(uri, "fmnist-booby").version
     MlflowClient().set_registered_model_alias("fmnist-booby", "best", version)
     with pytest.raises(NoModelError, match="pickled pyfunc model, not loaded"):
-        load_classifier(uri)
+        load_classifier(uri, "fmnist-booby")
     out = run_cli(["model=best", "mlflow.registered_model=fmnist-booby", f"images={images / 'pants.jpg'}"],
                   store, tmp_path)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]

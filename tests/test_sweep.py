@@ -95,7 +95,7 @@ def test_quick_sweep_tracks_each_trial_and_registers(store):
         assert {"curves.png", "confusion.png", "mistakes.png"} <= pngs
         assert ("embeddings.png" in pngs) == (r.info.run_id == best.tags["source_run"])
     assert best.tags["sweep"] == "quick" and parents[0].data.tags["best_trial_id"] == best.tags["trial_id"]
-    assert load_keras("best").output_shape == (None, 10)
+    assert load_keras("best", "fmnist-cnn").output_shape == (None, 10)
     pyfunc = mlflow.pyfunc.load_model("models:/fmnist-cnn@best")  # what `mlflow models serve` runs
     _, _, images, _ = load_arrays()  # a Fashion-MNIST test image as PNG bytes: no shared photos needed
     png = cv2.imencode(".png", images[0])[1].tobytes()

@@ -91,7 +91,7 @@ def register_photo_model(run_id: str, model_uri: str, cfg: Config, data: PhotoDa
 
     def holder_score(version: str) -> float | None:
         try:
-            clf = load_classifier(f"models:/{name}/{version}")
+            clf = load_classifier(f"models:/{name}/{version}", name)
         except NoModelError as e:  # e.g. a pickled model from before models were logged as code
             print(f"note: {e}: not comparable, the alias moves", file=sys.stderr)
             return None

@@ -28,6 +28,7 @@ import pandas as pd
 from fmnist.config import PhotoSettings, PredictConfig
 from fmnist.errors import EXIT_FAILED, ImageError, NoModelError
 from fmnist.photos.preprocess import EXTENSIONS, Photo, prepare, read_image
+from fmnist.photos.serving import answer, load_classifier, probabilities
 from fmnist.reports.sheet import thumbnail, write_sheet
 
 
@@ -115,8 +116,6 @@ def prepare_row(row: Row, cfg: PredictConfig, keep_photo: bool, steps: PhotoSett
 def classify(rows: list[Row], model: Any) -> np.ndarray:
     """One probability row per row, the readable ones in one batch; a failed image's row stays
     zeros, which `serving.answer` ignores for a row with an error."""
-    from fmnist.photos.serving import probabilities
-
     ok = [i for i, r in enumerate(rows) if not r.error]
     probs = np.zeros((len(rows), model.output_shape[-1]), np.float32)
     if ok:
@@ -129,8 +128,6 @@ def classify(rows: list[Row], model: Any) -> np.ndarray:
 def results(rows: list[Row], probs: np.ndarray, classes: Sequence[str], min_confidence: float) -> pd.DataFrame:
     """The served model's answer for these images (one schema for the endpoint and the files),
     with `file` first and, after it, what the table shows: `top3` and `low_confidence`."""
-    from fmnist.photos.serving import answer
-
     frame = answer(probs, [r.error for r in rows], classes)
     frame.insert(0, "file", [r.file for r in rows])
     frame["top3"] = [top3_text(p, classes) for p in frame["probabilities"]]
@@ -179,8 +176,6 @@ def summary(frame: pd.DataFrame, cfg: PredictConfig) -> str:
 # ---- the command ---------------------------------------------------------------------------
 
 def predict(cfg: PredictConfig) -> int:
-    from fmnist.photos.serving import load_classifier  # TensorFlow starts only when there is work
-
     if cfg.mlflow.tracking_uri:
         mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     try:  # first: no point reading photos without a model

@@ -77,12 +77,11 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
     model fine-tuned on a user's own classes answers with them."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.model = load_keras_file(Path(context.artifacts["keras_model"]))
-        cfg = context.model_config or {}
-        self.photo = PhotoSettings.model_validate(cfg["photo"])
+        self.model = load_keras_file(Path(context.artifacts[KERAS_ARTIFACT]))
+        cfg = context.model_config
+        self.photo, self.classes = model_settings(cfg)
         self.limits = Limits.model_validate(cfg["limits"])
-        self.mode: Mode = cfg.get("preprocess", "auto")
-        self.classes: tuple[str, ...] = tuple(cfg.get("classes", CLASS_NAMES))
+        self.mode: Mode = cfg["preprocess"]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
         frame = pd.DataFrame(model_input)
@@ -106,6 +105,12 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
     def prepare(self, value: Any) -> np.ndarray:
         data = decode_base64(value, self.limits)
         return prepare(read_image(data, self.limits, self.photo.work_size), self.mode, self.photo)
+
+
+def model_settings(cfg: dict[str, Any]) -> tuple[PhotoSettings, tuple[str, ...]]:
+    """A PhotoClassifier's photo steps and class names from its logged config (`serving_config`),
+    read the same way by the served model and by `fmnist.predict`."""
+    return PhotoSettings.model_validate(cfg["photo"]), tuple(str(c) for c in cfg["classes"])
 
 
 def decode_base64(value: Any, limits: Limits) -> bytes:
@@ -175,14 +180,15 @@ def resolve(ref: str, registered_model: str) -> str:
     return f"models:/{registered_model}@best" if ref == "best" else ref
 
 
-def load_keras(ref: str, registered_model: str = "fmnist-cnn") -> keras.Model:
+def load_keras(ref: str, registered_model: str) -> keras.Model:
     """The Keras model behind any reference (see `load_classifier`)."""
     return load_classifier(ref, registered_model).model
 
 
-def load_classifier(ref: str, registered_model: str = "fmnist-cnn") -> Classifier:
+def load_classifier(ref: str, registered_model: str) -> Classifier:
     """A model from a `.keras` file, a keras-flavour MLflow model (what fmnist.train logs)
-    or a PhotoClassifier (what the sweeps register, with its classes and photo steps). Only
+    or a PhotoClassifier (what the sweeps register, with its classes and photo steps);
+    `best` is `registered_model`'s alias (mlflow.registered_model in the YAML). Only
     Keras files (with `safe_mode`) and YAML are read: nothing in the model is unpickled or
     run, so a model in a store anyone can write to cannot run code here."""
     uri = resolve(ref, registered_model)
@@ -224,9 +230,7 @@ def load_photo_classifier(uri: str, pyfunc: dict[str, Any]) -> Classifier:
     """The Keras file and config of a PhotoClassifier, read as `PhotoClassifier.load_context`
     reads them, without running the model's copy of its code."""
     try:
-        cfg = pyfunc["config"]
-        photo = PhotoSettings.model_validate(cfg["photo"])
-        classes = tuple(str(c) for c in cfg["classes"])
+        photo, classes = model_settings(pyfunc["config"])
         artifact = str(pyfunc["artifacts"][KERAS_ARTIFACT]["path"])
     except (KeyError, TypeError, ValidationError) as e:
         raise NoModelError(f"{uri}: not a PhotoClassifier's config ({str(e).splitlines()[0]})") from None

@@ -26,9 +26,9 @@ import time
 import keras
 from threadpoolctl import threadpool_limits
 
-from fmnist.config import Config
+from fmnist.config import TOKEN_ENV, Config
 from fmnist.errors import EXIT_USAGE
-from fmnist.search.distributed import TOKEN_ENV, ignore_signals, interrupt_on_sigterm
+from fmnist.search.distributed import ignore_signals, interrupt_on_sigterm
 
 
 def limit_threads(threads: int | None) -> None:

@@ -34,14 +34,13 @@ from typing import Any, Callable, NamedTuple
 import grpc
 import keras_tuner as kt
 
-from fmnist.config import DistributedConfig
+from fmnist.config import TOKEN_ENV, DistributedConfig
 from fmnist.errors import DistributedError
 from fmnist.search import ktapi  # keras-tuner's private API; importing it silences a stray print
 
 BEAT = "/fmnist.Sweep/Beat"
 IDLE_PAUSE = 1.0  # seconds a worker with nothing to do waits between asks
 LIVE_BEATS = 3  # a process that beat within this many heartbeats is live: its tuner id is not free
-TOKEN_ENV = "FMNIST_SWEEP_TOKEN"  # the sweep's shared secret; DistributedConfig checks it is set
 TOKEN_KEY, TUNER_KEY, SESSION_KEY = "fmnist-token", "fmnist-tuner-id", "fmnist-session"  # call metadata
 
 

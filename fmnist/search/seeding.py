@@ -20,6 +20,7 @@ import mlflow
 import yaml
 from mlflow.exceptions import MlflowException
 
+from fmnist import cli
 from fmnist.config import Config, SearchParam
 from fmnist.search.paths import EACH, item, list_of, node
 
@@ -96,8 +97,6 @@ def first_trials(space: dict[str, SearchParam], known: dict[str, dict[str, Any] 
 def known_configs(cfg: Config) -> dict[str, dict[str, Any] | None]:
     """The configs a Fashion-MNIST sweep tries first: the registry's `best` version's (its
     source run's config.yaml) and the original project's final model (experiment=seed_final)."""
-    from fmnist import cli
-
     return {f"{cfg.mlflow.registered_model}@{cfg.selection.alias}": registered_config(cfg),
             "seed_final": cli.config("train", ["experiment=seed_final"]).model_dump()}
 

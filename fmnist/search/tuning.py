@@ -17,6 +17,7 @@ import keras
 import keras_tuner as kt
 import mlflow
 
+from fmnist import cli
 from fmnist.config import Config
 from fmnist.search import ktapi
 from fmnist.search.paths import EACH
@@ -48,6 +49,7 @@ class ConfigHyperModel(kt.HyperModel):
         self.discovering = True
 
     def configure(self, hp: kt.HyperParameters) -> Config | None:
+        """The trial's config, computed once per trial (`fit` logs it with the params)."""
         try:
             self.trial = trial_config(hp, self.cfg)
         except kt.errors.FailedTrialError:
@@ -105,20 +107,9 @@ def log_trial(hp: kt.HyperParameters, trial: Config) -> None:
     mlflow.log_dict(trial.model_dump(), "config.yaml")
 
 
-def trial_params(hp: kt.HyperParameters, cfg: Config) -> dict[str, Any]:
-    """The params a trial logs as it starts: its values at their config paths, or, for a
-    config that fails validation, the values as the tuner named them (less `*` and `/`)."""
-    try:
-        return params(hp.values, trial_config(hp, cfg))
-    except kt.errors.FailedTrialError:
-        return {k: v for k, v in hp.values.items() if EACH not in k and "/" not in k}
-
-
 @functools.cache
 def plain_config() -> Config:
     """The config with no overrides: what a reproducing command starts from."""
-    from fmnist import cli
-
     return cli.config("train", [])
 
 
@@ -149,13 +140,14 @@ class Tracked:
                                        experiment_id=parent.info.experiment_id,
                                        tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
                                              "tuner_id": self.tuner_id}).info.run_id
-        mlflow.log_params(trial_params(trial.hyperparameters, self.sweep_cfg))
         self._trial_start = time.perf_counter()
         print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
         mlflow.set_tag("trial_status", trial.status)
+        if not ok:  # a trial that failed before `fit` logged its params: the values as the tuner named them
+            mlflow.log_params({k: v for k, v in trial.hyperparameters.values.items() if EACH not in k and "/" not in k})
         if not ok and trial.message:
             mlflow.set_tag("trial_error", failure(trial)[:500])
         mlflow.end_run("FINISHED" if ok else "FAILED")
