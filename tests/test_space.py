@@ -51,7 +51,8 @@ def test_what_the_space_leaves_out_keeps_the_base_value(cfg):
     assert trial.model.model_dump(exclude={"learning_rate"}) == cfg.model.model_dump(exclude={"learning_rate"})
 
 
-def test_an_architecture_that_shrinks_the_image_away_fails_the_trial(cfg):
+def test_an_architecture_that_shrinks_the_image_away_fails_the_trial():
+    cfg = validate(Config, cli.compose("train", ["search=wide"]))  # the default space keeps padding 'same'
     hp = trial_hp(**{"model.conv_blocks": 3, "model.conv_blocks.*.kernel": 5, "model.conv_blocks.*.padding": "valid"})
     with pytest.raises(kt.errors.FailedTrialError, match=r"invalid config: conv_blocks\[2\] shrinks the 28x28"):
         SpaceHyperModel(cfg).build(hp)
