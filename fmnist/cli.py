@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable
 
 import hydra
@@ -23,6 +24,7 @@ from fmnist.config import Config, PredictConfig, ReportCommand, validate
 from fmnist.errors import EXIT_USAGE, ConfigError, FmnistError
 
 CONF = "pkg://fmnist.conf"
+BACKENDS = ("tensorflow", "jax")  # the Keras backends fmnist runs on, each an extra of the package
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def entry(command: str, job: str) -> Callable[[], None]:
             sys.exit(EXIT_USAGE)
         try:
             module, function = job.split(":")
-            result = getattr(importlib.import_module(module), function)(typed)
+            result = getattr(imported(module), function)(typed)
             sys.exit(result if isinstance(result, int) else 0)
         except FmnistError as e:  # found only once the job looks around (data, a resumed sweep, a chief)
             print(f"error: {e.label}: {e}", file=sys.stderr)
@@ -72,6 +74,18 @@ def entry(command: str, job: str) -> Callable[[], None]:
         hydra_main()
 
     return main
+
+
+def imported(module: str) -> ModuleType:
+    """The job's module; without the Keras backend it needs, one line saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name not in BACKENDS:
+            raise
+        print(f"error: backend: Keras' backend {e.name!r} is not installed: pip install 'fmnist[{e.name}]', or set "
+              f"KERAS_BACKEND to one that is ({', '.join(BACKENDS)})", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def renamed(argv: list[str], model_key: str | None) -> list[str]:

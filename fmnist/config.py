@@ -102,9 +102,9 @@ class Augment(Strict):
         return self.flip and self.mirror_average
 
     @property
-    def changes_images(self) -> bool:
-        """Any step that alters training images is on (so batches must be made one by one)."""
-        return bool(self.flip or self.shift or self.zoom or self.perspective)
+    def warps(self) -> bool:
+        """A step made with OpenCV on the host is on (fmnist.training.augment.WarpedBatches)."""
+        return bool(self.zoom or self.perspective)
 
 
 class ModelConfig(Strict):
@@ -145,6 +145,8 @@ class TrainerConfig(Strict):
     lr_schedule: Literal["constant", "cosine"] = Field(
         description="cosine: from the model's learning rate down to near 0 over the run's epochs")
     verbose: int = Field(ge=0, le=2)
+    steps_per_execution: int = Field(ge=1, le=1024, description="batches per call from Python into the "
+                                     "compiled training step")
 
     @model_validator(mode="after")
     def _one_lr_policy(self) -> "TrainerConfig":
@@ -337,7 +339,9 @@ class DistributedConfig(Strict):
 class ClusterConfig(Strict):
     """`cluster.workers=N`: a chief and N workers on this machine, started by one command."""
 
-    workers: int = Field(ge=0, le=256, description="0: no cluster, the sweep runs in this process")
+    workers: Union[Literal["auto"], Annotated[int, Field(ge=0, le=256)]] = Field(
+        description="0: no cluster, the sweep runs in this process; auto: per_gpu per GPU, 0 without one")
+    per_gpu: int = Field(ge=1, le=64, description="workers sharing one GPU when workers is auto")
     port: int = Field(ge=0, le=65535, description="the chief's port; 0: a free one")
     restarts: int = Field(ge=0, description="times a worker that dies is started again")
 
@@ -419,7 +423,7 @@ class Config(TrainConfig):
             if self.tuner.kind == "hyperband":
                 raise ValueError("tuner.kind=hyperband: photo sweeps take random or bayesian (trials set their epochs)")
         check_space(self)
-        if self.cluster.workers and self.distributed.role != "none":
+        if self.cluster.workers not in (0, "auto") and self.distributed.role != "none":
             raise ValueError("cluster.workers starts its own chief and workers; leave distributed.role at none")
         return self
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install fmnist and its data on a fresh machine. Idempotent; `make` calls it.
-#   - Python packages: `pip install -e .[test]` into the active Python (use a venv if you like)
+#   - Python packages: `pip install -e .[tensorflow,test]` into the active Python (use a venv if you like)
 #   - Fashion-MNIST: Debian's dataset-fashion-mnist where apt exists, else the official download
 #   - PostgreSQL (Debian's postgresql) for scripts/tracking_server.sh and its test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
+"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[tensorflow,test]'
 
 MISSING=""
 [ -d /usr/share/datasets/fashion-mnist ] || MISSING="dataset-fashion-mnist"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmnist.config import Augment
-from fmnist.training.augment import AugmentedBatches, augment, flip, perspective, shift, zoom
+from fmnist import cli
+from fmnist.config import Augment, Config, validate
+from fmnist.training.augment import RandomShift, WarpedBatches, perspective, trained_model, warp, zoom
 from fmnist.training.data import load_splits
+from fmnist.training.model import build_model
 
 
 @pytest.fixture(scope="module")
@@ -16,22 +18,32 @@ def images() -> tuple[np.ndarray, np.ndarray]:
     return s.x_train[:256], s.y_train[:256]
 
 
-def test_shift_moves_whole_pixels_within_the_limit(images):
+def test_shift_moves_whole_pixels_within_the_limit_and_only_in_training(images):
     x, _ = images
-    moved = shift(x, 0.1, np.random.default_rng(0))
+    moved = np.asarray(RandomShift(0.1, seed=0)(x, training=True))
     assert moved.shape == x.shape and moved.dtype == x.dtype
     for before, after in zip(x[:32], moved[:32], strict=True):  # the same pixels, somewhere within 3 px
         assert any(np.array_equal(np.roll(np.pad(before, ((3, 3), (3, 3), (0, 0))), (dy, dx), (0, 1))[3:-3, 3:-3], after)
                    for dy in range(-3, 4) for dx in range(-3, 4))
-    assert not np.array_equal(moved, x)
+    assert np.mean([not np.array_equal(a, b) for a, b in zip(moved, x, strict=True)]) > 0.8
+    np.testing.assert_array_equal(np.asarray(RandomShift(0.1, seed=0)(x, training=False)), x)
 
 
-def test_flip_mirrors_about_half(images):
+def test_the_shift_repeats_with_its_seed(images):
     x, _ = images
-    out = flip(x, np.random.default_rng(0))
-    mirrored = [np.array_equal(a, b[:, ::-1]) and not np.array_equal(a, b) for a, b in zip(out, x, strict=True)]
-    assert 0.35 < np.mean(mirrored) < 0.65
-    assert all(m or np.array_equal(a, b) for m, a, b in zip(mirrored, out, x, strict=True))
+    a, b, c = (np.asarray(RandomShift(0.1, seed=s)(x, training=True)) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_the_trained_model_flips_and_shifts_in_front_of_the_plain_network():
+    net = build_model(validate(Config, cli.compose("train", ["experiment=quick"])).model)
+    aug = Augment(flip=True, mirror_average=True, shift=0.05, zoom=0.0, perspective=0.0)
+    trained = trained_model(net, aug, steps_per_execution=4, seed=0)
+    assert [type(layer).__name__ for layer in trained.layers] == ["RandomFlip", "RandomShift", "Functional"]
+    assert trained.layers[-1] is net and trained.optimizer is net.optimizer
+    off = Augment(flip=False, mirror_average=True, shift=0.0, zoom=0.0, perspective=0.0)
+    assert trained_model(net, off, steps_per_execution=1, seed=0) is net
 
 
 def test_zoom_keeps_shape_range_and_centre(images):
@@ -70,7 +82,7 @@ def test_perspective_warps_half_and_frames_them_like_photos(images):
 def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(images):
     x, y = images
     aug = Augment(flip=True, mirror_average=True, shift=0.1, zoom=0.1, perspective=0.15)
-    a, b = AugmentedBatches(x, y, 100, aug, seed=3), AugmentedBatches(x, y, 100, aug, seed=3)
+    a, b = WarpedBatches(x, y, 100, aug, seed=3), WarpedBatches(x, y, 100, aug, seed=3)
     assert len(a) == 3
     first, second = [a[i] for i in range(len(a))], [b[i] for i in range(len(b))]
     assert sorted(np.concatenate([labels for _, labels in first])) == sorted(y)
@@ -80,7 +92,7 @@ def test_batches_cover_every_image_once_per_epoch_and_repeat_with_the_seed(image
     assert not np.array_equal(order, a.order), "a new shuffle every epoch"
 
 
-def test_no_augmentation_is_the_identity(images):
+def test_no_warp_is_the_identity(images):
     x, _ = images
-    off = Augment(flip=False, mirror_average=True, shift=0.0, zoom=0.0, perspective=0.0)
-    assert augment(x, off, np.random.default_rng(0)) is x
+    off = Augment(flip=True, mirror_average=True, shift=0.1, zoom=0.0, perspective=0.0)
+    assert warp(x, off, np.random.default_rng(0)) is x

@@ -31,7 +31,7 @@ from fmnist import cli
 from fmnist.config import TOKEN_ENV, Config, DistributedConfig, packaged, validate
 from fmnist.errors import ConfigError, DistributedError
 from fmnist.search import ktapi
-from fmnist.search.cluster import free_port
+from fmnist.search.cluster import free_port, share, worker_count
 from fmnist.search.distributed import (
     BEAT,
     LIVE_BEATS,
@@ -195,6 +195,22 @@ def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_se
         f"the parent run and the trials' runs end through their cleanup, resumable: {statuses}"
 
 
+@pytest.mark.slow
+def test_a_cluster_on_a_new_sqlite_store_creates_it_once(tmp_path):
+    """The chief and workers open the store at the same moment; creating a new sqlite file's
+    tables at once, they collided ("table experiments already exists") until the launcher
+    created them first."""
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "fmnist.sweep", *SWEEP, "tuner.max_trials=2", "cluster.workers=2",
+                          "selection.retrain_epochs=0", "selection.promote=1"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], "attributes.status = 'FINISHED'")
+    assert len([r for r in runs if r.info.run_name.startswith("trial-")]) == 2
+
+
 @pytest.mark.parametrize("overrides,message", [
     (["distributed.role=worker"], "distributed: role 'worker' needs distributed.address=HOST:PORT (the chief's)"),
     (["distributed.role=chief", "distributed.address=localhost"],
@@ -209,6 +225,30 @@ def test_bad_distributed_settings_fail_in_one_line(overrides, message, token):
     with pytest.raises(ConfigError) as e:
         validate(Config, cli.compose("train", ["experiment=quick", *overrides]))
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("visible,role,expected", [("0", "none", 4), ("0,1", "none", 8), ("", "none", 0),
+                                                   ("0", "worker", 0)])
+def test_auto_runs_per_gpu_workers_on_each_gpu_and_no_cluster_without_one(monkeypatch, token, visible, role, expected):
+    """The GPUs are those CUDA_VISIBLE_DEVICES names, as for any CUDA program; a chief or
+    worker (which the launcher starts with the same overrides) never starts a cluster itself."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    address = ["distributed.address=127.0.0.1:1"] if role != "none" else []
+    cfg = validate(Config, cli.compose("train", ["experiment=quick", f"distributed.role={role}", *address]))
+    assert cfg.cluster.workers == "auto" and worker_count(cfg) == expected
+
+
+def test_workers_sharing_a_gpu_split_its_memory_and_the_cpu_threads():
+    cores = len(os.sched_getaffinity(0))
+    envs = [share(i, 8, ["0", "1"]) for i in range(8)]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env, _ in envs] == ["0", "1"] * 4
+    for env, overrides in envs:
+        assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.23"
+        assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+        assert overrides == [f"distributed.threads={max(1, cores // 8)}"]
+    assert share(0, 1, ["3"])[0]["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.90"
+    cpu_env, _ = share(0, 2, [])
+    assert cpu_env["CUDA_VISIBLE_DEVICES"] == "" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in cpu_env
 
 
 def test_cli_worker_without_address_exits_2_before_anything(tmp_path):

@@ -224,6 +224,16 @@ def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
     assert "registered_version" not in mlflow.get_run(parent.info.run_id).data.tags
 
 
+@pytest.mark.slow
+def test_hyperband_continues_augmented_trials_from_their_checkpoints(store):
+    """Hyperband's later rounds load a trial's checkpoint into the plain network: the weights
+    saved while the network trained behind its augmentation layers must be the network's."""
+    run_sweep("sweep.name=bands", "tuner=hyperband", "~tuner.max_trials", "~search.trainer.epochs", "tuner.max_epochs=3",
+              "tuner.factor=3", "model.augment.flip=true", "model.augment.shift=0.1")
+    continued = [t for t in tuner_trials("bands").values() if "tuner/trial_id" in t["hyperparameters"]["values"]]
+    assert continued and all(t["status"] == "COMPLETED" for t in continued)
+
+
 def test_no_trial_starts_after_search_minutes(store):
     run_sweep("sweep.name=timeup", "tuner.max_trials=3", "sweep.search_minutes=0.0001")
     client = MlflowClient()

@@ -1,8 +1,11 @@
 """`python -m fmnist.sweep cluster.workers=N ...`: a chief and N workers on this machine.
 
 The same command line, run as `distributed.role=chief` and N times as `role=worker` on a
-free loopback port. Each worker gets one GPU (CUDA_VISIBLE_DEVICES, round robin) when there
-are GPUs, else 1/N of the CPU threads, so N workers do not fight over the same cores.
+free loopback port. Workers take the GPUs round robin (CUDA_VISIBLE_DEVICES), several to a GPU
+when N is larger, each then with its share of the GPU's memory; and each gets its share of the
+CPU threads, so N workers do not fight over the same cores. One small model cannot keep a
+GPU busy, several trials at once can: `cluster.workers=auto` (the default) runs
+`cluster.per_gpu` workers on each GPU, and none (the sweep in this process) without a GPU.
 The launcher prefixes each process's output with its name, starts a worker that dies again
 (it resumes its own trial, keeping its tuner id), and on Ctrl-C or SIGTERM stops the chief,
 which tells the workers to stop. It hands its chief and workers the sweep's shared token in
@@ -29,6 +32,7 @@ from threadpoolctl import threadpool_limits
 from fmnist.config import TOKEN_ENV, Config
 from fmnist.errors import EXIT_USAGE
 from fmnist.search.distributed import ignore_signals, interrupt_on_sigterm
+from fmnist.training.tracking import use_store
 
 
 def limit_threads(threads: int | None) -> None:
@@ -55,12 +59,26 @@ def gpu_ids() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+def worker_count(cfg: Config) -> int:
+    """`cluster.workers`, with auto resolved: per_gpu on each GPU, 0 without one. A chief or
+    worker process (`distributed.role`) starts no cluster of its own."""
+    if cfg.distributed.role != "none":
+        return 0
+    return cfg.cluster.per_gpu * len(gpu_ids()) if cfg.cluster.workers == "auto" else cfg.cluster.workers
+
+
 def share(i: int, n: int, gpus: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Worker i's environment and overrides: a GPU of its own, or 1/n of the CPU threads."""
-    if gpus:
-        return {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}, []
+    """Worker i's environment and overrides: its GPU (shared round robin, memory split between
+    the workers on it; JAX would otherwise take 75% of it at start and TensorFlow all of it)
+    and 1/n of the CPU threads."""
     threads = max(1, len(os.sched_getaffinity(0)) // n)
-    return {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads)}, [f"distributed.threads={threads}"]
+    cpu = {"OMP_NUM_THREADS": str(threads)}, [f"distributed.threads={threads}"]
+    if not gpus:
+        return {"CUDA_VISIBLE_DEVICES": "", **cpu[0]}, cpu[1]
+    sharing = len(range(i % len(gpus), n, len(gpus)))  # workers on this one's GPU
+    memory = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / sharing:.2f}",
+              "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    return {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)], **memory, **cpu[0]}, cpu[1]
 
 
 def free_port() -> int:
@@ -150,15 +168,16 @@ def wind_down(chief: Child, workers: list[Child], grace: float) -> None:
 def launch(cfg: Config, argv: list[str]) -> int:
     """Run `argv` (this command's overrides) as a chief and `cluster.workers` workers here;
     returns the chief's exit status."""
-    n, gpus = cfg.cluster.workers, gpu_ids()
+    n, gpus = worker_count(cfg), gpu_ids()
     address = f"127.0.0.1:{cfg.cluster.port or free_port()}"
     ours = ("cluster.", "distributed.address=", "distributed.tuner_id=", "distributed.threads=")
     base = [sys.executable, "-m", "fmnist.sweep", *(a for a in argv if not a.startswith(ours)),
             f"distributed.address={address}"]
     interrupt_on_sigterm()
-    print(f"cluster: chief at {address}, {n} worker(s), each on "
-          + (f"GPU {', '.join(share(i, n, gpus)[0]['CUDA_VISIBLE_DEVICES'] for i in range(n))}" if gpus
-             else f"{share(0, n, gpus)[1][0].split('=')[1]} CPU thread(s)"), flush=True)
+    use_store(cfg.mlflow)  # one process creates a new store's tables: the chief and workers at once collide
+    where = f"on GPU {', '.join(share(i, n, gpus)[0]['CUDA_VISIBLE_DEVICES'] for i in range(n))}, " if gpus else ""
+    print(f"cluster: chief at {address}, {n} worker(s), each {where}with {share(0, n, gpus)[1][0].split('=')[1]} "
+          "CPU thread(s)", flush=True)
     token = {TOKEN_ENV: os.environ.get(TOKEN_ENV) or secrets.token_urlsafe()}
     chief = Child("chief", [*base, "distributed.role=chief"], token)
     workers = []

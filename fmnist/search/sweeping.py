@@ -21,7 +21,7 @@ from fmnist.errors import ConfigError
 from fmnist.photos.finetuning import photo_data
 from fmnist.photos.tuning import finalize_photos, usable_space
 from fmnist.search.closing import finalize, report
-from fmnist.search.cluster import follow_launcher, launch, limit_threads
+from fmnist.search.cluster import follow_launcher, launch, limit_threads, worker_count
 from fmnist.search.distributed import (
     Chief,
     check_port,
@@ -111,7 +111,7 @@ def search(tuner, cfg: Config, splits: Splits) -> None:
 def sweep(cfg: Config) -> int:
     """The sweep, its state locked from before keras-tuner may delete it until the end. A
     worker's state is <name>-workers/<tuner_id>, not the chief's: it takes no lock."""
-    if cfg.cluster.workers:
+    if worker_count(cfg):
         return launch(cfg, sys.argv[1:])
     with nullcontext() if cfg.distributed.role == "worker" else locked(Path(cfg.sweep.dir), cfg.sweep.name):
         return sweep_here(cfg)

@@ -1,10 +1,14 @@
-"""Training-time augmentation in NumPy, batch by batch: random shifts, zooms, flips and
-perspective warps.
+"""Training-time augmentation, in two places:
 
-Done here rather than with Keras' preprocessing layers for two reasons measured on this
-project: TensorFlow's image-transform ops added about 20 s to a 24 s epoch on a 2-core CPU,
-where this costs well under a second; and the model that gets logged and served is the
-plain network, with no augmentation layers inside it.
+- Flips and shifts are layers in front of the network in the model that `fit` trains
+  (`trained_model`), so they run inside the compiled training step on whatever device trains,
+  with no Python call per batch. The model that gets logged and served is the plain network.
+- Zooms and perspective warps need OpenCV (a warp re-frames the garment as a photo is framed),
+  so they are made on the host in NumPy, batch by batch (`WarpedBatches`), before those layers.
+
+Keras' `RandomTranslation` resamples through an image-projective transform, which cost about
+20 s of a 24 s epoch on a 2-core CPU; `RandomShift` moves whole pixels with two small matrix
+products instead.
 """
 
 from __future__ import annotations
@@ -14,22 +18,56 @@ import math
 import cv2
 import keras
 import numpy as np
+from keras import layers, ops
 
 from fmnist.config import SIZE, Augment
 from fmnist.photos.preprocess import frame
 
 
-def shift(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Each image moved by up to `fraction` of its side in x and y, whole pixels, black fill."""
-    n, h, w = images.shape[:3]
-    p = round(fraction * h)
-    if not p:
-        return images
-    padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
-    dy, dx = rng.integers(0, 2 * p + 1, (2, n))
-    rows = dy[:, None, None] + np.arange(h)[None, :, None]
-    cols = dx[:, None, None] + np.arange(w)[None, None, :]
-    return padded[np.arange(n)[:, None, None], rows, cols]
+class RandomShift(layers.Layer):
+    """Each image moved by whole pixels, up to `fraction` of its side in x and in y, black
+    fill, in training only. Row i of the result is row i + dy of the image: a product with a
+    shifted identity matrix per image, then the same for columns; exact and cheap next to a
+    convolution, on every backend."""
+
+    def __init__(self, fraction: float, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fraction = fraction
+        self.seeds = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):  # noqa: ANN001, ANN201
+        p = round(self.fraction * x.shape[1])
+        if not training or not p:
+            return x
+        n = ops.shape(x)[0]
+
+        def shifted_identity(side: int):  # noqa: ANN202
+            d = keras.random.randint((n, 1, 1), -p, p + 1, seed=self.seeds)
+            return ops.cast(ops.arange(side)[None, :, None] + d == ops.arange(side)[None, None, :], x.dtype)
+
+        rows = ops.einsum("nij,njkc->nikc", shifted_identity(x.shape[1]), x)
+        return ops.einsum("nikc,nlk->nilc", rows, shifted_identity(x.shape[2]))
+
+
+class Augmented(keras.Sequential):
+    """Augmentation layers, then the network. Weights saved during `fit` are the network's
+    alone, so a checkpoint loads into the plain network (keras-tuner's Hyperband continues a
+    trial from one)."""
+
+    def save_weights(self, filepath: str, overwrite: bool = True, **kwargs) -> None:  # noqa: ANN003
+        self.layers[-1].save_weights(filepath, overwrite=overwrite, **kwargs)
+
+
+def trained_model(model: keras.Model, aug: Augment | None, steps_per_execution: int, seed: int) -> keras.Model:
+    """What `fit` trains: `model` behind the flip and shift layers `aug` asks for, sharing its
+    weights and optimizer, compiled to run `steps_per_execution` batches per call from Python."""
+    steps = [aug and aug.flip and layers.RandomFlip("horizontal", seed=seed),
+             aug and aug.shift and RandomShift(aug.shift, seed=seed + 1)]  # seeds of their own: independent draws
+    steps = [s for s in steps if s]
+    trained = Augmented([keras.Input(model.input_shape[1:]), *steps, model]) if steps else model
+    trained.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
+                    steps_per_execution=steps_per_execution)
+    return trained
 
 
 def zoom(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -72,26 +110,15 @@ def refit(image: np.ndarray) -> np.ndarray:
     return cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half of the images mirrored left to right."""
-    out = images.copy()
-    mirrored = rng.random(len(images)) < 0.5
-    out[mirrored] = out[mirrored, :, ::-1]
-    return out
-
-
-def augment(images: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+def warp(images: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """The host-side steps `aug` asks for: perspective warps, then zooms."""
     if aug.perspective:
         images = perspective(images, aug.perspective, rng)
-    if aug.zoom:
-        images = zoom(images, aug.zoom, rng)
-    if aug.shift:
-        images = shift(images, aug.shift, rng)
-    return flip(images, rng) if aug.flip else images
+    return zoom(images, aug.zoom, rng) if aug.zoom else images
 
 
-class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled training batches, augmented afresh every epoch; seeded, so runs repeat."""
+class WarpedBatches(keras.utils.PyDataset):
+    """Shuffled training batches, warped afresh every epoch; seeded, so runs repeat."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, aug: Augment, seed: int) -> None:
         super().__init__()
@@ -104,7 +131,7 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         picked = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        return augment(self.x[picked], self.aug, self.rng), self.y[picked]
+        return warp(self.x[picked], self.aug, self.rng), self.y[picked]
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.x))

@@ -13,22 +13,28 @@ from fmnist.training.fitting import accuracy
 
 class Pace(keras.callbacks.Callback):
     """Stops a run a few batches in when its measured pace says it would take longer than
-    `minutes`: on a small machine one oversized model must not eat the sweep's hour."""
+    `minutes`: on a small machine one oversized model must not eat the sweep's hour. Keras
+    reports every `steps_per_execution` batches, so the probe spans at least `probe` batches
+    from the first report after `warmup` (the first batches include graph tracing)."""
 
     def __init__(self, minutes: float, epochs: int, warmup: int = 5, probe: int = 20) -> None:
         super().__init__()
         self.limit, self.epochs, self.warmup, self.probe = minutes * 60, epochs, warmup, probe
         self.projected = 0.0
-        self._start = 0.0
+        self._mark: tuple[int, float] | None = None
+        self._measured = False
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.projected or batch not in (self.warmup, self.warmup + self.probe):
+        if self._measured or batch < self.warmup:
             return
-        if batch == self.warmup:  # the first batches include graph tracing
-            self._start = time.perf_counter()
+        if self._mark is None:
+            self._mark = (batch, time.perf_counter())
             return
-        per_batch = (time.perf_counter() - self._start) / self.probe
-        projected = per_batch * self.params["steps"] * self.epochs
+        first, start = self._mark
+        if batch - first < self.probe:
+            return
+        self._measured = True
+        projected = (time.perf_counter() - start) / (batch - first) * self.params["steps"] * self.epochs
         if projected > self.limit:
             self.projected, self.model.stop_training = projected, True
 

@@ -4,6 +4,7 @@ of a train run, a sweep trial and a retrain alike."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 import mlflow
@@ -12,7 +13,7 @@ import numpy as np
 from fmnist.config import Augment, ReportConfig, TrainerConfig
 from fmnist.reports import log_run_reports
 from fmnist.reports.predict import Outputs, predict
-from fmnist.training.augment import AugmentedBatches
+from fmnist.training.augment import WarpedBatches, trained_model
 from fmnist.training.data import Splits
 from fmnist.training.model import mirror_averaged
 from fmnist.training.modelio import log_keras_model
@@ -29,9 +30,9 @@ def seed_everything(seed: int) -> None:
 
 def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
         batch_size: int | None = None, initial_epoch: int = 0, aug: Augment | None = None) -> keras.callbacks.History:
-    """Plain `model.fit` on the arrays (augmented batches when `aug` asks for them), plus
-    optional early stopping, LR decay on val_loss and a cosine LR schedule. `epochs` /
-    `batch_size` override the trainer's (a sweep trial tunes them)."""
+    """`model.fit` on the arrays, with `aug`'s flips and shifts inside the training step (and
+    its warps, if any, made on the host), plus optional early stopping, LR decay on val_loss
+    and a cosine LR schedule. `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
     epochs, batch_size = epochs or trainer.epochs, batch_size or trainer.batch_size
     if trainer.lr_schedule == "cosine":
         callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
@@ -40,14 +41,25 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
     if trainer.reduce_lr:
         callbacks = [*callbacks, keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=trainer.reduce_lr)]
-    if aug and aug.changes_images:  # seeded from the global seed, so a run repeats
-        train = {"x": AugmentedBatches(splits.x_train, splits.y_train, batch_size, aug, int(np.random.randint(2**31)))}
+    seed = int(np.random.randint(2**31))  # from the global seed, so a run repeats
+    trained = trained_model(model, aug, trainer.steps_per_execution, seed)
+    if aug and aug.warps:
+        train = {"x": WarpedBatches(splits.x_train, splits.y_train, batch_size, aug, seed)}
     else:
-        train = {"x": splits.x_train, "y": splits.y_train, "batch_size": batch_size}
-    return model.fit(
-        **train, validation_data=(splits.x_val, splits.y_val), epochs=epochs,
+        train = {"x": on_device(splits.x_train), "y": on_device(splits.y_train), "batch_size": batch_size}
+    return trained.fit(
+        **train, validation_data=(on_device(splits.x_val), on_device(splits.y_val)), epochs=epochs,
         initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
     )
+
+
+def on_device(a: np.ndarray) -> Any:
+    """On JAX, the array copied to the accelerator once, so each batch is sliced there rather
+    than sent from the host. TensorFlow gets the NumPy array: Keras feeds it through tf.data,
+    which prefetches batches itself (a tensor already on a GPU would go back to the host for it)."""
+    if keras.backend.backend() != "jax":
+        return a
+    return keras.ops.convert_to_tensor(a.astype(np.int32) if a.dtype == np.int64 else a)  # JAX: 32-bit by default
 
 
 def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
