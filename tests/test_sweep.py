@@ -27,9 +27,10 @@ from omegaconf import OmegaConf
 from fmnist import cli
 from fmnist.config import Config, SelectionConfig, validate
 from fmnist.errors import ConfigError
+from fmnist.files import atomic
 from fmnist.photos.serving import load_keras, log_photo_model
 from fmnist.search.registry import keras_holder_score, leaderboard, register_if_better
-from fmnist.search.sweeping import MARKER, locked, sweep, write_atomically
+from fmnist.search.sweeping import MARKER, locked, sweep
 from fmnist.search.tuning import SpaceHyperModel
 from fmnist.training.data import load_arrays, load_splits
 from fmnist.training.model import build_model
@@ -290,14 +291,15 @@ def test_a_marker_write_cut_short_leaves_the_old_marker(tmp_path, monkeypatch):
     """A process killed after writing the new marker's text but before it takes the marker's
     place (os.replace fails here in its stead) leaves the old marker whole, and no stray file."""
     marker = tmp_path / MARKER
-    write_atomically(marker, '{"run_id": "old"}')
+    with atomic(marker, "w") as f:
+        f.write('{"run_id": "old"}')
 
     def killed(*_):
         raise OSError("killed before the rename")
 
     monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(OSError):
-        write_atomically(marker, '{"run_id": "new", "fingerprint": "..."}')
+    with pytest.raises(OSError), atomic(marker, "w") as f:
+        f.write('{"run_id": "new", "fingerprint": "..."}')
     assert json.loads(marker.read_text()) == {"run_id": "old"}
     assert [p.name for p in tmp_path.iterdir()] == [MARKER]
 

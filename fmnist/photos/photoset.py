@@ -20,6 +20,7 @@ import numpy as np
 
 from fmnist.config import Limits, PhotoSettings
 from fmnist.errors import DataError, ImageError
+from fmnist.files import atomic
 from fmnist.photos.preprocess import EXTENSIONS, prepare, read_image
 
 # Bumped when the photo steps' code changes what they make, so old cache entries are not reused.
@@ -108,10 +109,8 @@ class PhotoCache:
             return np.load(entry).astype(np.float32)
         x = prepare(read_image(data, self.limits, self.steps.work_size), "auto", self.steps)
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{id(x)}.tmp")
-        with tmp.open("wb") as f:
+        with atomic(entry) as f:  # a killed run leaves no half-written entry
             np.save(f, x.astype(np.float16))
-        tmp.replace(entry)  # atomic: a killed run leaves no half-written entry
         return x
 
 

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist.config import Config
 from fmnist.errors import ConfigError
+from fmnist.files import atomic
 from fmnist.photos.finetuning import photo_data
 from fmnist.photos.tuning import finalize_photos, usable_space
 from fmnist.search.closing import finalize, report
@@ -63,20 +64,6 @@ def locked(sweep_dir: Path, name: str) -> Iterator[None]:
         yield
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """`path` holds the old text or the new, never part of one: a sweep killed while writing
-    its marker would otherwise leave one that no rerun can read, and it could not resume."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
     """The sweep's parent run: the one recorded next to the tuner state, or a new one."""
     marker = state / MARKER
@@ -91,8 +78,9 @@ def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
         mlflow.log_params(flatten(cfg.model_dump(exclude={"search", "hydra"})))
         mlflow.log_dict(cfg.model_dump(), "config.yaml")
     state.mkdir(parents=True, exist_ok=True)
-    write_atomically(marker, json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
-                                         "tracking_uri": mlflow.get_tracking_uri()}))
+    with atomic(marker, "w") as f:  # a sweep killed while writing its marker could not resume
+        f.write(json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
+                            "tracking_uri": mlflow.get_tracking_uri()}))
     return run.info.run_id
 
 

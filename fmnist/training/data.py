@@ -16,7 +16,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.errors import DataError
+from fmnist.files import atomic
 
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -171,21 +171,17 @@ def fetch_problem(error: Exception) -> str:
 
 
 def fetch_verified(url: str, final: Path) -> str | None:
-    """Fetch `url` into a temporary file beside `final` (same folder, so the rename is atomic)
-    and move it onto `final` only if it verifies. Returns what was wrong, or None when `final`
-    now holds a verified copy; the temporary file never outlives the call."""
-    fd, part = tempfile.mkstemp(dir=final.parent, prefix=f"{final.name}.", suffix=".part")
+    """Fetch `url` onto `final` if what arrives verifies (`files.atomic`: a transfer that is
+    cut short or does not verify leaves `final` as it was). Returns what was wrong, or None
+    when `final` now holds a verified copy."""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
+        with atomic(final) as out, urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
             shutil.copyfileobj(response, out)
-        decode_idx(Path(part).read_bytes(), final.name)
+            out.flush()
+            decode_idx(Path(out.name).read_bytes(), final.name)
     except (OSError, ValueError, http.client.HTTPException) as e:
         return fetch_problem(e)
-    else:
-        os.replace(part, final)
-        return None
-    finally:
-        Path(part).unlink(missing_ok=True)
+    return None
 
 
 def download_file(target: Path, name: str, urls: list[str]) -> str:
