@@ -146,14 +146,14 @@ def test_no_image_classified_exits_1(store, images):
     assert predict(cli.config("predict", ["model=best", f"images={images / 'zero.jpg'}"])) == 1
 
 
-def test_no_registered_model_says_to_run_the_sweep(images, tmp_path, capsys):
+def test_no_registered_model_says_to_run_the_sweep(images, tmp_path):
     empty = f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}"
-    cfg = cli.config("predict", ["model=best", f"images={images}", empty])
-    assert predict(cfg) == 1
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "python -m fmnist.sweep" in lines[0]
+    out = subprocess.run([sys.executable, "-m", "fmnist.predict", "model=best", f"images={images}", empty],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: model: "), out.stderr[-2000:]
+    assert "python -m fmnist.sweep" in lines[0]
     assert not (tmp_path / "empty.db").exists(), "no empty store left behind"
-    mlflow.set_tracking_uri(None)
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fmnist.config import PhotoSettings, PredictConfig
-from fmnist.errors import EXIT_FAILED, ImageError, NoModelError
+from fmnist.errors import EXIT_FAILED, ImageError
 from fmnist.photos.preprocess import EXTENSIONS, Photo, prepare, read_image
 from fmnist.photos.serving import answer, load_classifier, probabilities
 from fmnist.reports.sheet import thumbnail, write_sheet
@@ -178,11 +178,7 @@ def summary(frame: pd.DataFrame, cfg: PredictConfig) -> str:
 def predict(cfg: PredictConfig) -> int:
     if cfg.mlflow.tracking_uri:
         mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
-    try:  # first: no point reading photos without a model
-        clf = load_classifier(cfg.model.ref, cfg.mlflow.registered_model)
-    except NoModelError as e:
-        print(f"error: model: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    clf = load_classifier(cfg.model.ref, cfg.mlflow.registered_model)  # first: no photo is read without a model
     rows = collect(cfg.images, cfg.recursive)
     with ThreadPoolExecutor(cfg.predict.workers) as pool:
         rows = list(pool.map(lambda r: prepare_row(r, cfg, cfg.sheet is not None, clf.photo), rows))
