@@ -11,13 +11,12 @@ ratio of medians (target: at most 1.03).
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import tempfile
 import time
 
 import keras
 import mlflow
+from sidebyside import arguments, compare  # bench/, beside this script
 
 from fmnist import cli
 from fmnist.training.data import load_splits
@@ -38,11 +37,7 @@ def timed(train_once) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subset", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     splits = load_splits(subset=args.subset, seed=0)
     trainer = SEED_FINAL.trainer.model_copy(update={"epochs": args.epochs, "verbose": 0})
     mlflow.set_tracking_uri(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
@@ -54,17 +49,8 @@ def main() -> None:
         model.fit(splits.x_train, splits.y_train, validation_data=(splits.x_val, splits.y_val),
                   epochs=args.epochs, batch_size=trainer.batch_size, verbose=0)
 
-    times: dict[str, list[float]] = {"fmnist.train": [], "bare model.fit": []}
-    timed(ours), timed(bare)  # warm-up: the store's schema, graph tracing, thread pools
-    for _ in range(args.rounds):
-        times["fmnist.train"].append(timed(ours) / args.epochs)
-        times["bare model.fit"].append(timed(bare) / args.epochs)
-    print(f"{len(splits.y_train)} training images, {args.epochs} epochs x {args.rounds} rounds, alternated\n")
-    print("| path | s/epoch (median) | s/epoch (each round) |\n| --- | --- | --- |")
-    for name, ts in times.items():
-        print(f"| {name} | {statistics.median(ts):.2f} | {', '.join(f'{t:.2f}' for t in ts)} |")
-    ratio = statistics.median(times["fmnist.train"]) / statistics.median(times["bare model.fit"])
-    print(f"\nratio fmnist.train / bare: {ratio:.3f} (target <= 1.03)")
+    compare({"fmnist.train": lambda: timed(ours), "bare model.fit": lambda: timed(bare)}, args,
+            len(splits.y_train), "path", 1.03)
 
 
 if __name__ == "__main__":

@@ -131,7 +131,11 @@ class WarpedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         picked = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        return warp(self.x[picked], self.aug, self.rng), self.y[picked]
+        return self.transform(self.x[picked]), self.y[picked]
+
+    def transform(self, images: np.ndarray) -> np.ndarray:
+        """A batch's images as training sees them."""
+        return warp(images, self.aug, self.rng)
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.x))
