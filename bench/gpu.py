@@ -43,7 +43,7 @@ TRIAL = ["model.conv_blocks=[{filters:64,convs:2,kernel:3,stride:1,padding:same,
          "model.dense=[{units:256,dropout:0.3}]", "model.augment.flip=true", "model.augment.shift=0.05",
          "trainer.batch_size=128"]
 NO_LIMITS = ["sweep.search_minutes=0", "sweep.trial_minutes=0", "selection.retrain_minutes=0",
-             "selection.promote_minutes=0"]
+             "selection.promote_minutes=0", "trainer.steps_per_execution=8"]   # the README's GPU recipe
 
 
 class Utilisation:
@@ -97,7 +97,8 @@ class EpochTimes(keras.callbacks.Callback):
 
 
 def epoch_speed(name: str, overrides: list[str], args, peak: float) -> str:
-    cfg = cli.config("train", [*overrides, f"trainer.epochs={args.epochs}", "trainer.verbose=0"])
+    cfg = cli.config("train", [*overrides, f"trainer.epochs={args.epochs}", "trainer.verbose=0",
+                               "trainer.steps_per_execution=8"])
     splits = load_splits(subset=args.subset, seed=0)
     seed_everything(0)
     model, timer = build_model(cfg.model), EpochTimes()
