@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union, get_args
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fmnist.errors import ConfigError
@@ -42,6 +43,8 @@ class Limits(Strict):
     max_bytes: int = Field(ge=1, description="bytes per image file above which it is rejected unread")
     max_images: int = Field(ge=1, description="images per request to the served model; more: the request "
                             "is refused whole")
+    max_request_pixels: int = Field(ge=1, description="pixels the served model may decode for one request "
+                                    "(from the headers); more: the request is refused whole")
 
 
 class PhotoSettings(Strict):
@@ -213,6 +216,10 @@ class SearchParam(Strict):
                 raise ValueError(f"min {self.min:g} is above max {self.max:g}")
             if self.type == "log_float" and self.min <= 0:
                 raise ValueError("type 'log_float' needs min > 0")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step {self.step:g} must be above 0")
+        if self.type == "int" and any(v is not None and v != int(v) for v in (self.min, self.max, self.step)):
+            raise ValueError("type 'int' takes whole numbers for min, max and step")
         return self
 
 
@@ -241,6 +248,14 @@ class HyperbandTuner(Strict):
 TunerConfig = Annotated[Union[RandomTuner, BayesianTuner, HyperbandTuner], Field(discriminator="kind")]
 
 
+def plain(name: str, parent: str) -> str:
+    """A name that is one folder under `parent`, never `..`, `.`, a path or a hidden name."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ValueError("must be a plain name: letters, digits, '_', '.', '-', not starting with '.' "
+                         f"(it names a folder under {parent})")
+    return name
+
+
 class SweepConfig(Strict):
     name: str
     dir: str
@@ -252,11 +267,17 @@ class SweepConfig(Strict):
     @field_validator("name")
     @classmethod
     def _plain(cls, name: str) -> str:
-        """It names the folder under `dir` that keras-tuner deletes on a fresh start: `..` must not."""
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
-            raise ValueError("must be a plain name: letters, digits, '_', '.', '-', not starting with '.' "
-                             "(it names a folder under sweep.dir)")
-        return name
+        """It names the sweep's state folder under `dir`: `..` would name the folder above."""
+        return plain(name, "sweep.dir")
+
+    @field_validator("dir")
+    @classmethod
+    def _no_way_up(cls, folder: str) -> str:
+        """TensorFlow's file layer (keras-tuner's) cleans a path as text, so `missing/..` would be
+        `.` there even where `missing` does not exist: a `..` anywhere names another folder."""
+        if not folder.strip() or ".." in Path(folder).parts:
+            raise ValueError("must be a folder path without a '..' component (e.g. sweeps, /data/sweeps)")
+        return folder
 
 
 class SelectionConfig(Strict):
@@ -313,6 +334,9 @@ class DistributedConfig(Strict):
     @field_validator("tuner_id")
     @classmethod
     def _not_chief(cls, tuner_id: Optional[str]) -> Optional[str]:
+        """A plain name: it names the worker's state folder, <sweep.dir>/<sweep.name>-workers/<tuner_id>."""
+        if tuner_id is not None:
+            plain(tuner_id, "<sweep.dir>/<sweep.name>-workers")
         if tuner_id and "chief" in tuner_id:
             raise ValueError("must not contain 'chief' (keras-tuner reserves it for the chief)")
         return tuner_id
@@ -464,7 +488,8 @@ def candidates(p: SearchParam) -> list[Any]:
 
 
 def check_count(path: str, p: SearchParam) -> None:
-    if p.type not in ("int", "choice", "fixed") or not all(isinstance(c, int) and c >= 0 for c in candidates(p)):
+    whole = all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in candidates(p))
+    if p.type not in ("int", "choice", "fixed") or not whole:
         raise ValueError(f"search.{path}: a list's length takes whole numbers from 0 (type int, choice or fixed)")
 
 
@@ -475,12 +500,22 @@ def check_values(cfg: BaseModel, path: str, p: SearchParam) -> None:
     owner = cfg
     for part in parents:
         owner = owner[0 if part == EACH else part] if isinstance(owner, list) else getattr(owner, str(part))
+    if p.type in ("float", "log_float") and takes_whole_numbers(owner, leaf):
+        raise ValueError(f"search.{path}: type '{p.type}' draws fractions from {p.min:g} to {p.max:g}, and {path} "
+                         "takes whole numbers; use type int (or choice)")
     for value in candidates(p):
         try:
             type(owner).model_validate({**owner.model_dump(), leaf: value}, context={"side": None})
         except ValidationError as e:
             msg = e.errors()[0]["msg"].removeprefix("Value error, ")
             raise ValueError(f"search.{path}: {value!r} is out of range for {path} ({msg})") from None
+
+
+def takes_whole_numbers(owner: BaseModel, leaf: str | int) -> bool:
+    """Whether the field `leaf` of `owner` is an int: its range's ends (1.0, 3.0) pass as ints,
+    the fractions a trial draws between them would not."""
+    field = type(owner).model_fields.get(str(leaf)) if isinstance(owner, BaseModel) else None
+    return field is not None and int in (field.annotation, *get_args(field.annotation))
 
 
 def check_start(cfg: Config) -> None:
@@ -543,13 +578,25 @@ def _one_line(schema: type[BaseModel], err: dict[str, Any], prefix: str) -> str:
 
 
 def validate(schema: type[M], cfg: DictConfig | dict, prefix: str = "") -> M:
-    """Check `cfg` against `schema`; raise ConfigError listing every problem, one per line."""
-    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    """Check `cfg` against `schema`; raise ConfigError listing every problem, one per line.
+    An interpolation that cannot be resolved (`${oc.env:UNSET}`) is one of them."""
+    try:
+        raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    except OmegaConfBaseException as e:
+        raise ConfigError(unresolved(e)) from None
     raw = {k: v for k, v in raw.items() if k != "hydra"}
     try:
         return schema.model_validate(raw, context=input_side(raw))
     except ValidationError as e:
         raise ConfigError("\n".join(_one_line(schema, err, prefix) for err in e.errors())) from None
+
+
+def unresolved(e: OmegaConfBaseException) -> str:
+    """`sweep.name='${oc.env:UNSET}': cannot resolve: Environment variable 'UNSET' not found`:
+    the key, the value as written, and OmegaConf's reason without its own key lines."""
+    reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", str(e.msg).splitlines()[0]).strip('"')
+    written = f"={e.child_node._value()!r}" if getattr(e, "child_node", None) is not None else ""
+    return f"{e.full_key}{written}: cannot resolve: {reason}"
 
 
 def packaged(path: str) -> dict[str, Any]:

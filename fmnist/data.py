@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from fmnist.errors import DataError
-from fmnist.training.data import FILES, download, find_data_dir, read_idx
+from fmnist.training.data import download, find_data_dir
 
 
 def main() -> None:
@@ -19,12 +19,11 @@ def main() -> None:
     args = parser.parse_args()
     try:
         d = find_data_dir()
-        for name in FILES:
-            read_idx(d / name)
     except DataError:  # missing or corrupt (an interrupted earlier download): --download repairs both
         if not args.download:
             raise
-        d = download()
+        download()
+        d = find_data_dir()  # what training reads now, said only once lookup itself finds it verified
     print(f"Fashion-MNIST verified in {d}")
 
 
@@ -32,4 +31,4 @@ if __name__ == "__main__":
     try:
         main()
     except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise SystemExit(f"error: {e.label}: {e}") from None

@@ -32,6 +32,18 @@ class DistributedError(FmnistError, RuntimeError):
     label = "distributed"
 
 
+class SweepError(FmnistError, RuntimeError):
+    """A search that cannot go on: every trial failed; the message says why the last one did."""
+
+    label = "sweep"
+
+
+class StoreError(FmnistError, RuntimeError):
+    """The MLflow store cannot take what a run logs (an artifact folder that is not writable)."""
+
+    label = "mlflow"
+
+
 class NoModelError(FmnistError, LookupError):
     """A model reference points at nothing; the message says what to do."""
 

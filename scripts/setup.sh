@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
+# The tensorflow extra is TensorFlow's CPU-only build on Linux x86-64. The full build, if an earlier install left it,
+# goes first: both install the same `tensorflow` module, and the full build's CUDA stubs print start-up lines.
+if [ "$(uname -sm)" = "Linux x86_64" ] && "$PYTHON" -m pip show -q tensorflow 2>/dev/null \
+    && ! "$PYTHON" -m pip show -q tensorflow-cpu 2>/dev/null; then
+  echo "setup: replacing TensorFlow's full build with its CPU-only build (tensorflow-cpu)"
+  "$PYTHON" -m pip uninstall -q -y tensorflow
+fi
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[tensorflow,test]'
 
 MISSING=""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,74 @@ def test_a_config_error_imports_neither_tensorflow_nor_grpc(tmp_path):
             "    print(e.code, [m for m in ('tensorflow', 'keras', 'grpc', 'keras_tuner') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+
+
+def command(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m fmnist.sweep args...` as a user runs it: HYDRA_FULL_ERROR unset unless `env` sets it."""
+    base = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([sys.executable, "-m", "fmnist.sweep", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env={**base, **(env or {})}, timeout=120)
+
+
+def one_error_line(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: config: "), out.stderr
+    return lines[0].removeprefix("error: config: ")
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("${oc.env:FMNIST_NO_SUCH_VAR}", "Environment variable 'FMNIST_NO_SUCH_VAR' not found"),
+    ("${no.such.key}", "Interpolation key 'no.such.key' not found"),
+    ("${no_such_resolver:x}", "Unsupported interpolation type no_such_resolver"),
+], ids=["unset-variable", "missing-key", "unknown-resolver"])
+def test_an_interpolation_that_cannot_resolve_is_one_line_naming_the_key(value, reason):
+    with pytest.raises(ConfigError) as e:
+        validate(Config, cli.compose("train", [f"model.conv_blocks.0.filters={value}"]))
+    assert str(e.value) == f"model.conv_blocks[0].filters={value!r}: cannot resolve: {reason}"
+
+
+def test_an_unset_environment_variable_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    line = one_error_line(command(tmp_path, "sweep.name=${oc.env:FMNIST_NO_SUCH_VAR}"))
+    assert line == "sweep.name='${oc.env:FMNIST_NO_SUCH_VAR}': cannot resolve: Environment variable " \
+                   "'FMNIST_NO_SUCH_VAR' not found"
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.parametrize("tagged", ["!!python/object:os.system ls", "!foo bar"], ids=["python-object", "unknown"])
+def test_a_yaml_tag_in_a_config_dir_file_is_one_line_naming_the_file(tmp_path, tagged):
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "tagged.yaml").write_text(f"# @package _global_\nname: {tagged}\n")
+    line = one_error_line(command(tmp_path, "--config-dir", str(tmp_path / "mine"), "experiment=tagged"))
+    tag = tagged.split()[0].replace("!!", "tag:yaml.org,2002:")
+    assert line == f"{tmp_path / 'mine' / 'experiment' / 'tagged.yaml'}, line 2: could not determine a constructor " \
+                   f"for the tag '{tag}'"
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["experiment=nope"], "In 'config': Could not find 'experiment/nope' (options: finetune, photos, quick, "),
+    (["sweep.name=[x"], "sweep.name=[x: no viable alternative at input '[x'"),
+    (["no_such_key=1"], "Could not override 'no_such_key'. To append to your config use +no_such_key=1"),
+    (["--config-dir", "no_such_dir"], "Additional config directory "),
+], ids=["missing-option", "malformed-override", "unknown-key", "missing-config-dir"])
+def test_a_config_hydra_cannot_compose_is_one_line_and_exit_2_like_our_own(tmp_path, args, expected):
+    assert one_error_line(command(tmp_path, *args)).startswith(expected)
+
+
+def test_a_user_who_asks_hydra_for_tracebacks_gets_them(tmp_path):
+    out = command(tmp_path, "experiment=nope", env={"HYDRA_FULL_ERROR": "1"})
+    assert out.returncode == 1 and "Traceback" in out.stderr and "error: config:" not in out.stderr
+
+
+def test_the_job_runs_without_hydras_switch_and_its_own_failures_stay_hydras_to_report(tmp_path):
+    """The switch that makes Hydra raise is on only while composing: a process the job starts
+    does not inherit it, and a bug in the job keeps Hydra's report (not a config line)."""
+    (tmp_path / "probe.py").write_text("import os\n\ndef job(cfg):\n"
+                                       "    print('switch:', os.environ.get('HYDRA_FULL_ERROR'), flush=True)\n"
+                                       "    raise RuntimeError('a bug in the job')\n")
+    code = "from fmnist.cli import entry\nentry('train', 'probe:job')()"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}, timeout=120)
+    assert out.stdout.strip() == "switch: None"
+    assert out.returncode == 1 and "RuntimeError: a bug in the job" in out.stderr and "error: config:" not in out.stderr

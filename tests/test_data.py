@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from fmnist import data as fmnist_data
 from fmnist.training import data
 
 
@@ -55,21 +57,38 @@ def test_subset_is_stratified():
     assert len(s.y_test) == 10000, "the test set is never subsampled"
 
 
+SOURCE = data.DEBIAN_DIR  # the real files, also where a test puts a fake system copy
+
+
 def copy_dataset(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name in data.FILES:
-        shutil.copy(data.DEBIAN_DIR / name, tmp_path / name)
+        shutil.copy(SOURCE / name, tmp_path / name)
     return tmp_path
 
 
-def test_corrupted_copy_is_rejected_in_one_line(tmp_path):
-    d = copy_dataset(tmp_path)
+def flip_a_label(d):
     raw = bytearray(gzip.decompress((d / "t10k-labels-idx1-ubyte.gz").read_bytes()))
-    raw[100] ^= 0xFF  # one flipped label
+    raw[100] ^= 0xFF
     (d / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
+
+
+def test_corrupted_copy_is_rejected_in_one_line_that_says_how_to_repair_it(tmp_path):
+    """An explicit folder (data.dir) is where `--download` must fetch: the line says so, and
+    doing what it says repairs the folder."""
+    d = copy_dataset(tmp_path / "my data")
+    flip_a_label(d)
     with pytest.raises(data.DataError) as e:
         data.load_splits(str(d))
     msg = str(e.value)
-    assert "\n" not in msg and "t10k-labels-idx1-ubyte.gz" in msg and "SHA-256" in msg and "apt-get" in msg
+    assert "\n" not in msg and msg.startswith(f"{d / 't10k-labels-idx1-ubyte.gz'}: SHA-256")
+    advice = msg.split("run `")[1].split("`")[0]
+    assert advice == f"FMNIST_DATA_DIR='{d}' python -m fmnist.data --download"
+    with mirror({}) as (url, _):  # the advice as a shell runs it, against a mirror on loopback
+        argv = shlex.split(advice.replace("python -m", f"{sys.executable} -m"))
+        done = subprocess.run(["env", f"FMNIST_DATA_URL={url}", *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data.load_splits(str(d), subset=1000)
 
 
 def test_truncated_gzip_is_rejected(tmp_path):
@@ -119,7 +138,7 @@ def mirror(cut: dict[str, int]) -> Iterator[tuple[str, Counter]]:
                 self.send_error(404)
                 return
             requests[name] += 1
-            body = (data.DEBIAN_DIR / name).read_bytes()
+            body = (SOURCE / name).read_bytes()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -203,3 +222,39 @@ def test_download_command_repairs_a_truncated_copy(tmp_path):
     assert repair.returncode == 0, repair.stderr
     assert f"Fashion-MNIST verified in {d}" in repair.stdout and after.returncode == 0
     assert_all_verified(d)
+
+
+@pytest.fixture
+def corrupt_system_copy(tmp_path, monkeypatch):
+    """A system copy (Debian's place) with one flipped label, and an empty Keras cache."""
+    system = copy_dataset(tmp_path / "debian")
+    flip_a_label(system)
+    monkeypatch.setattr(data, "DEBIAN_DIR", system)
+    monkeypatch.setattr(data, "KERAS_CACHE", tmp_path / "cache")
+    monkeypatch.delenv("FMNIST_DATA_DIR", raising=False)
+    return system
+
+
+def test_download_repairs_a_corrupt_system_copy_and_lookup_then_reads_the_verified_one(corrupt_system_copy, tmp_path,
+                                                                                       monkeypatch, capsys):
+    system, cache = corrupt_system_copy, tmp_path / "cache"
+    before = (system / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    with mirror({}) as (url, _):
+        monkeypatch.setenv("FMNIST_DATA_URL", url)
+        monkeypatch.setattr(sys, "argv", ["fmnist.data", "--download"])
+        fmnist_data.main()
+    assert capsys.readouterr().out.splitlines()[-1] == f"Fashion-MNIST verified in {cache}"
+    assert data.find_data_dir() == cache and data.load_arrays()[3].shape == (10000,)
+    assert (system / "t10k-labels-idx1-ubyte.gz").read_bytes() == before, "the system copy is not ours to touch"
+    assert f"note: the copy in {system} fails verification; using the verified one in {cache}" in capsys.readouterr().err
+
+
+def test_a_corrupt_system_copy_is_one_line_that_says_what_repairs_it(corrupt_system_copy, tmp_path, monkeypatch):
+    """Not `apt-get install` (it is installed) and not a bare `--download` that lookup would ignore."""
+    monkeypatch.setattr(sys, "argv", ["fmnist.data"])
+    with pytest.raises(data.DataError) as e:
+        fmnist_data.main()
+    msg = str(e.value)
+    assert msg.startswith(f"{corrupt_system_copy / 't10k-labels-idx1-ubyte.gz'}: SHA-256") and "\n" not in msg
+    assert msg.endswith("; reinstall it with `apt-get install --reinstall dataset-fashion-mnist`, or run `python -m "
+                        f"fmnist.data --download` (it fetches into {tmp_path / 'cache'}, which is then used instead)")

@@ -62,4 +62,5 @@ def test_logged_requirements_name_the_backend_in_use():
     from fmnist.training.modelio import requirements
 
     names = [r.split("==")[0] for r in requirements("pillow")]
-    assert names == ["keras", keras.backend.backend(), "numpy", "pillow"]
+    backend = {"tensorflow": ["tensorflow", "tensorflow-cpu"], "jax": ["jax"]}[keras.backend.backend()]
+    assert names[0] == "keras" and names[1] in backend and names[2:] == ["numpy", "pillow"]

@@ -35,12 +35,14 @@ from PIL import Image
 from fmnist import cli
 from fmnist.config import Config, Limits, from_yaml, validate
 from fmnist.errors import ConfigError, NoModelError
+from fmnist.photos import preprocess
 from fmnist.photos.predicting import collect, predict
 from fmnist.photos.serving import SIGNATURE, load_classifier, load_keras, log_photo_model, serving_config
 from fmnist.reports.sheet import sheet_size
 from fmnist.training.run import train
 from tests.conftest import mlflow_store
-from tests.test_preprocess import first_photo, huge_png_header
+from tests.test_crafted_images import CORRUPT_HEADERS, JUNK_EXIF, TEXT_BOMBS, b64
+from tests.test_preprocess import LIMITS, first_photo, huge_png_header, photo_bytes
 
 QUICK = ["experiment=quick", "data.subset=1000", "trainer.epochs=1", "trainer.verbose=0"]
 GOOD = ("t-shirt", "pants", "shoes")
@@ -243,10 +245,13 @@ class Served:
 def served(store, tmp_path_factory) -> Iterator[Served]:
     """One `mlflow models serve` for every serve check: the store's model logged with small
     caps (max_bytes one past a multiple of 3, so a file one byte over still fits the base64
-    cap and meets the byte cap), registered as fmnist-capped@best."""
+    cap and meets the byte cap; max_request_pixels what max_images such photos decode to),
+    registered as fmnist-capped@best."""
     root = tmp_path_factory.mktemp("served")
-    size = len(first_photo("t-shirt").read_bytes())
-    limits = from_yaml(Limits, "limits/default.yaml", max_bytes=3 * (size // 3 + 1) + 1, max_images=4)
+    photo = first_photo("t-shirt").read_bytes()
+    pixels = 4 * preprocess.decoded_pixels(photo, LIMITS, serving_config()["photo"]["work_size"])
+    limits = from_yaml(Limits, "limits/default.yaml", max_bytes=3 * (len(photo) // 3 + 1) + 1, max_images=4,
+                       max_request_pixels=pixels)
     with mlflow.start_run(run_name="capped-model"):
         uri = log_photo_model(keras.saving.load_model(store.keras_file), limits=limits)
     version = mlflow.register_model(uri, "fmnist-capped").version
@@ -329,6 +334,68 @@ def test_served_model_caps_images_per_request_at_and_just_over(served):
     status, body = ask(served.url, [b64_photo("t-shirt")] * (most + 1))
     assert status == 400 and "predictions" not in body
     assert f"{most + 1} images in one request, above limits.max_images={most}" in body["message"]
+
+
+@pytest.mark.slow
+def test_served_model_answers_crafted_photos_row_by_row_without_a_stack_trace(served):
+    fmt, header = CORRUPT_HEADERS["header.jpg"]
+    status, body = ask(served.url, [b64_photo("t-shirt"), b64(TEXT_BOMBS["ztxt.png"]), b64(header),
+                                    b64(JUNK_EXIF["exif.jpg"])])
+    assert status == 200 and "stack_trace" not in body, body
+    good, bomb, corrupt, exif = body["predictions"]
+    assert good["error"] == "" and exif["error"] == "" and 0 <= exif["class_id"] <= 9
+    assert "Decompressed data too large" in bomb["error"] and bomb["class_id"] == -1
+    assert corrupt["error"] == f"corrupt {fmt} header" and corrupt["class_id"] == -1
+
+
+@pytest.mark.slow
+def test_served_model_caps_decoded_pixels_per_request_at_and_just_over(served):
+    cap = served.limits.max_request_pixels
+    width = 1600
+    assert cap % width == 0, "a PNG of exactly cap pixels"
+    at_cap = b64(photo_bytes("PNG", Image.new("L", (width, cap // width), 200)))
+    status, body = ask(served.url, [at_cap])
+    assert status == 200 and body["predictions"][0]["error"] == ""
+    smallest = b64(photo_bytes("PNG", Image.new("L", (16, 16))))  # limits.min_side: 256 pixels
+    status, body = ask(served.url, [at_cap, smallest])
+    assert status == 400 and "predictions" not in body and "stack_trace" not in body
+    assert (f"{cap + 256} pixels to decode in one request, above limits.max_request_pixels={cap}; "
+            "send fewer or smaller images per request") in body["message"]
+
+
+def test_a_model_with_a_lambda_layer_is_refused_by_every_reference(store, tmp_path):
+    """safe_mode refuses a Lambda's bytecode; whichever way the model is named, that is a
+    NoModelError (one `error: model:` line), as the registry's skipped holder needs too."""
+    x = keras.Input((28, 28, 1))
+    model = keras.Model(x, keras.layers.Dense(10, activation="softmax")(
+        keras.layers.Flatten()(keras.layers.Lambda(lambda t: 1 - t)(x))))
+    model.save(tmp_path / "lambda.keras")
+    with mlflow.start_run(run_name="lambda-model"):
+        uri = mlflow.keras.log_model(model, name="model", pip_requirements=[]).model_uri
+    version = mlflow.register_model(uri, "fmnist-lambda").version
+    for ref in (str(tmp_path / "lambda.keras"), uri, f"models:/fmnist-lambda/{version}"):
+        with pytest.raises(NoModelError, match="cannot load \\(Requested the deserialization of a `Lambda` layer"):
+            load_classifier(ref, "fmnist-lambda")
+
+
+def test_a_model_of_another_input_shape_is_one_model_line(store, images, tmp_path):
+    x = keras.Input((32, 32, 3))
+    keras.Model(x, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x))).save(tmp_path / "rgb.keras")
+    out = run_cli([f"model={tmp_path / 'rgb.keras'}", f"images={images / 'pants.jpg'}"], store, tmp_path)
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 1 and "Traceback" not in out.stderr and len(lines) == 1, out.stderr[-2000:]
+    assert lines[0] == (f"error: model: {tmp_path / 'rgb.keras'}: takes (32, 32, 3) inputs, not the (28, 28, 1) that "
+                        "photo.input=fmnist photo.size=28 make (a model of this project takes (size, size, 1 or 3))")
+    x = keras.Input((50,))
+    keras.Model(x, keras.layers.Dense(10, activation="softmax")(x)).save(tmp_path / "vector.keras")
+    cfg = cli.config("predict", [f"model={tmp_path / 'vector.keras'}", f"images={images / 'pants.jpg'}"])
+    with pytest.raises(NoModelError, match="vector.keras: takes \\(50,\\) inputs, not the \\(28, 28, 1\\)"):
+        predict(cfg)
+    x = keras.Input((28, 28, 1))
+    keras.Model(x, keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(x))).save(tmp_path / "five.keras")
+    cfg = cli.config("predict", [f"model={tmp_path / 'five.keras'}", f"images={images / 'pants.jpg'}"])
+    with pytest.raises(NoModelError, match="five.keras: gives \\(5,\\) outputs, not one probability for each of 10"):
+        predict(cfg)
 
 
 def test_command_caps_bytes_per_image_at_and_just_over(store, tmp_path):

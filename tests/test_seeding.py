@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist import cli
 from fmnist.config import Config, validate
-from fmnist.search.seeding import first_trials, known_values
+from fmnist.search.seeding import first_trials, known_values, registered_config
 from fmnist.search.sweeping import sweep
 from tests.conftest import mlflow_store
 
@@ -33,6 +33,31 @@ def test_a_model_the_space_cannot_give_is_not_tried_first_and_the_note_says_why(
     assert first_trials(space, {"seed_final": seed_final(), "none registered": None}) == []
     assert ("note: seed_final does not fit the search space (model.conv_blocks.0.filters=32 is not in the space)"
             in capsys.readouterr().err)
+
+
+def test_a_known_config_of_another_shape_is_a_note_never_a_crash(capsys):
+    """A holder trained by another version of fmnist, or by hand: the paths the space reads are
+    missing or hold something else."""
+    no_blocks, counted = seed_final(), seed_final()
+    del no_blocks["model"]["conv_blocks"]
+    counted["model"]["conv_blocks"] = 2
+    known = {"no blocks": no_blocks, "counted": counted, "a string": "not a config", "empty": {}}
+    assert first_trials(cli.config("train", QUICK).search, known) == []
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {name} does not fit the search space ({why}); not tried first" for name, why in [
+        ("no blocks", "its config has no model.conv_blocks"), ("counted", "its model.conv_blocks is 2, not a list"),
+        ("a string", "its config has no model.conv_blocks"), ("empty", "its config has no model.conv_blocks")]]
+
+
+def test_a_registered_config_that_is_not_yaml_is_a_note_and_nothing_is_tried_first(store, tmp_path, capsys):
+    mlflow.set_experiment("holders")
+    with mlflow.start_run() as run:
+        mlflow.log_text("model: {conv_blocks: [unclosed\n", "config.yaml")
+    version = mlflow.register_model((tmp_path / "model").as_uri(), "fmnist-cnn", tags={"source_run": run.info.run_id})
+    MlflowClient().set_registered_model_alias("fmnist-cnn", "best", version.version)
+    assert registered_config(cli.config("train", QUICK)) is None
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "note: fmnist-cnn@best does not fit the search space (its config.yaml is not readable YAML: ")
 
 
 def trials_of(sweep_name: str) -> list[dict[str, str]]:

@@ -324,15 +324,15 @@ def test_the_holder_is_scored_on_the_challengers_validation_images(store):
 
 @pytest.mark.parametrize("b_on_a_images", [0.88, 0.7])
 def test_two_sweeps_closing_at_once_leave_the_better_holding_the_alias(store, tmp_path, b_on_a_images):
-    """Sweep A (0.8 on its images) measures holder v1; meanwhile sweep B registers v3 and takes
-    the alias. A reads the alias again, measures v3 on A's images, and the better one holds it."""
+    """Sweep A (0.8 on its images) measures holder v1 (before registering v3); meanwhile sweep B registers
+    v2 and takes the alias. A reads the alias again, measures v2 on A's images, and the better one holds it."""
     client = MlflowClient()
 
     def register(model: str, score: float, holder_score) -> tuple:  # no model behind the URI: scores are given
         return register_if_better((tmp_path / model).as_uri(), "fmnist-cnn", "best", score, {}, holder_score)
 
     register("first", 0.5, lambda version: None)
-    a_sees = {"1": 0.5, "3": b_on_a_images}
+    a_sees = {"1": 0.5, "2": b_on_a_images}
 
     def a_scores(version: str) -> float:
         if str(version) == "1":  # B closes while A measures v1
@@ -341,9 +341,9 @@ def test_two_sweeps_closing_at_once_leave_the_better_holding_the_alias(store, tm
 
     version, moved, held = register("a", 0.8, a_scores)
     better = "a" if 0.8 > b_on_a_images else "b"
-    assert str(client.get_model_version_by_alias("fmnist-cnn", "best").version) == {"a": "2", "b": "3"}[better]
+    assert str(client.get_model_version_by_alias("fmnist-cnn", "best").version) == {"a": "3", "b": "2"}[better]
     assert (moved, held) == (better == "a", b_on_a_images)
-    assert json.loads(client.get_model_version("fmnist-cnn", "2").tags["compared_with"]) == a_sees
+    assert json.loads(client.get_model_version("fmnist-cnn", "3").tags["compared_with"]) == a_sees
 
 
 def test_a_holder_that_cannot_be_measured_is_not_comparable(store, tmp_path, capsys):

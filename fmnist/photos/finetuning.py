@@ -12,6 +12,7 @@ import keras
 import mlflow
 import numpy as np
 
+from fmnist.batches import predict_inputs
 from fmnist.config import Config
 from fmnist.errors import ConfigError, NoModelError
 from fmnist.photos.photoset import PhotoArrays, PhotoData, load_photo_data
@@ -58,7 +59,7 @@ def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
     seconds = time.perf_counter() - start
     check(history)
     model = for_inference(net, cfg)
-    probs = model.predict(a.x_val, batch_size=256, verbose=0)
+    probs = model.predict(**predict_inputs(a.x_val), verbose=0)
     train, val = accuracy(model, a.x_train, a.y_train), float(np.mean(probs.argmax(1) == a.y_val))
     summary = {"train_accuracy": train, "val_accuracy": val, "overfit_gap": train - val}
     mlflow.log_metrics({**summary, "train_seconds": seconds, "epoch_seconds": seconds / max(1, len(history["loss"]))},

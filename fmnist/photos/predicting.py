@@ -9,6 +9,12 @@ The rows are one DataFrame: the served model's answer (`serving.answer`: class_i
 class_name, confidence, probabilities, error) with `file` first and the `top3` and
 `low_confidence` the table shows after it. The table, the CSV/JSON file (written by pandas)
 and the contact sheet all read it, so the files and the endpoint share one schema.
+
+A file name need not be UTF-8 (Linux names are bytes; Python carries the bytes that do not
+decode as lone surrogates, which no UTF-8 writer accepts). The table, the files and the
+stderr lines show such a byte backslash-escaped, as Python writes it: `caf\xe9.jpg` for the
+bytes b'caf\xe9.jpg'. The files stay valid UTF-8 (JSON must be), the name stays recognisable,
+and the photo is read by its real name and classified like any other.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import glob
 import re
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +34,8 @@ import pandas as pd
 
 from fmnist.config import PhotoSettings, PredictConfig
 from fmnist.errors import EXIT_FAILED, ImageError
-from fmnist.photos.preprocess import EXTENSIONS, Photo, prepare, read_image
+from fmnist.files import atomic
+from fmnist.photos.preprocess import EXTENSIONS, Photo, image_errors, prepare, read_image, reason
 from fmnist.photos.serving import answer, load_classifier, probabilities
 from fmnist.reports.sheet import thumbnail, write_sheet
 
@@ -54,8 +62,11 @@ def expand(spec: str, recursive: bool) -> list[Row]:
     """One `images` entry -> rows to read, or one error row saying why it gave none."""
     path = Path(spec)
     if path.is_dir():
-        found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir())
-                       if p.is_file() and is_image_name(p))
+        try:  # not only regular files: a FIFO or a device named like an image gets its row saying so
+            found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir())
+                           if is_image_name(p) and not p.is_dir())
+        except OSError as e:  # a folder we may not list, or one that went away
+            return [Row(spec, error=f"cannot list this folder ({e.strerror or reason(e)})")]
         hint = "" if recursive else " (recursive=true looks in subfolders)"
         none = f"folder has no images ({', '.join(EXTENSIONS)}){hint}"
         return [Row(str(p)) for p in found] or [Row(spec, error=none)]
@@ -78,7 +89,7 @@ def glob_files(spec: str) -> list[Path]:
     pattern = Path(*parts[fixed:], *(["*"] if parts[-1] == "**" else []))  # glob's `dir/**`: all below
     hidden_ok = any(part.startswith(".") for part in pattern.parts)
     return [p for p in root.glob(str(pattern))
-            if p.is_file() and (hidden_ok or not any(q.startswith(".") for q in p.relative_to(root).parts))]
+            if not p.is_dir() and (hidden_ok or not any(q.startswith(".") for q in p.relative_to(root).parts))]
 
 
 def collect(specs: list[str], recursive: bool) -> list[Row]:
@@ -98,18 +109,18 @@ def collect(specs: list[str], recursive: bool) -> list[Row]:
 
 def prepare_row(row: Row, cfg: PredictConfig, keep_photo: bool, steps: PhotoSettings | None = None) -> Row:
     """Read and preprocess one file with the photo steps `steps` (the model's own; default:
-    the config's); failures become the row's error."""
+    the config's); a failure of any kind becomes the row's error, never the run's end."""
     if row.error:
         return row
     steps = steps or cfg.photo
     try:
-        photo = read_image(row.file, cfg.limits, steps.work_size)
+        with image_errors():
+            photo = read_image(row.file, cfg.limits, steps.work_size)
+            row.input = prepare(photo, cfg.preprocess, steps)
+            row.photo = thumbnail(photo) if keep_photo else None
         row.note = photo.note
-        row.input = prepare(photo, cfg.preprocess, steps)
     except ImageError as e:
         row.error = str(e)
-        return row
-    row.photo = thumbnail(photo) if keep_photo else None
     return row
 
 
@@ -128,14 +139,24 @@ def classify(rows: list[Row], model: Any) -> np.ndarray:
 def results(rows: list[Row], probs: np.ndarray, classes: Sequence[str], min_confidence: float) -> pd.DataFrame:
     """The served model's answer for these images (one schema for the endpoint and the files),
     with `file` first and, after it, what the table shows: `top3` and `low_confidence`."""
-    frame = answer(probs, [r.error for r in rows], classes)
-    frame.insert(0, "file", [r.file for r in rows])
+    frame = answer(probs, [printable(r.error) for r in rows], classes)
+    frame.insert(0, "file", [printable(r.file) for r in rows])
     frame["top3"] = [top3_text(p, classes) for p in frame["probabilities"]]
     frame["low_confidence"] = (frame["class_id"] >= 0) & (frame["confidence"] < min_confidence)
     # Six decimals: about all a float32 probability holds, and a file stays readable.
     frame["confidence"] = [round(c, 6) for c in frame["confidence"]]  # as in probabilities, to the last digit
     frame["probabilities"] = [[round(v, 6) for v in p] for p in frame["probabilities"]]
     return frame
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes of a non-UTF-8 file name backslash-escaped (see the module's
+    docstring), so that every writer (stdout, CSV, JSON) takes it."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name gives (typed into a list of images)
+        return text.encode("utf-8", "backslashreplace").decode()
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def top3_text(probs: Sequence[float], classes: Sequence[str]) -> str:
@@ -158,12 +179,15 @@ def print_table(frame: pd.DataFrame, classes: Sequence[str]) -> None:
 
 def write_output(frame: pd.DataFrame, path: Path) -> None:
     """The results as they are, by pandas: the same columns in CSV and JSON (in the CSV,
-    `probabilities` is a JSON list in one cell)."""
+    `probabilities` is a JSON list in one cell). Whole or not at all: a previous file stays
+    until the new one is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(frame.to_json(orient="records", indent=2) + "\n")
+        text = frame.to_json(orient="records", indent=2) + "\n"
     else:
-        frame.to_csv(path, index=False)
+        text = frame.to_csv(index=False)
+    with atomic(path) as f:
+        f.write(text.encode())
 
 
 def summary(frame: pd.DataFrame, cfg: PredictConfig) -> str:
@@ -179,12 +203,17 @@ def predict(cfg: PredictConfig) -> int:
     if cfg.mlflow.tracking_uri:
         mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     clf = load_classifier(cfg.model.ref, cfg.mlflow.registered_model)  # first: no photo is read without a model
+    steps = clf.photo or cfg.photo
+    clf.check(steps, cfg.model.ref)
+    # Pillow warns of EXIF it can only partly parse, in a line that names no file; the pixels are read.
+    warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
     rows = collect(cfg.images, cfg.recursive)
     with ThreadPoolExecutor(cfg.predict.workers) as pool:
-        rows = list(pool.map(lambda r: prepare_row(r, cfg, cfg.sheet is not None, clf.photo), rows))
+        rows = list(pool.map(lambda r: prepare_row(r, cfg, cfg.sheet is not None, steps), rows))
     for r in rows:
         if r.error or r.note:
-            print(f"{'error' if r.error else 'warning'}: {r.file}: {r.error or r.note}", file=sys.stderr)
+            print(f"{'error' if r.error else 'warning'}: {printable(r.file)}: {printable(r.error or r.note)}",
+                  file=sys.stderr)
     frame = results(rows, classify(rows, clf.model), clf.classes, cfg.predict.min_confidence)
     print_table(frame, clf.classes)
     if cfg.output:

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -30,6 +34,9 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # (an EPS reaches Ghostscript), and a photo needs none of them.
 FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
 ACCEPTED = "JPEG, PNG, BMP, WebP, TIFF"
+# What a path that is not a regular file is, for its error row.
+NOT_FILES = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"))
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,10 @@ class Photo:
 
 # ---- reading ----------------------------------------------------------------------------
 
-def open_image(source: str | Path | bytes, limits: Limits) -> Image.Image:
+def open_image(source: str | Path | bytes, limits: Limits, target: int | None = None) -> Image.Image:
     """Open lazily with the allowed decoders only, and check the size from the header,
-    before any pixel is decoded."""
+    before any pixel is decoded. With `target`, set to decode at no more than ~2x `target`
+    (JPEG's DCT scaling makes large photos cheap), so that `size` is what decoding will make."""
     data = read_bytes(source, limits)
     if not data:
         raise ImageError("empty file")
@@ -55,14 +63,24 @@ def open_image(source: str | Path | bytes, limits: Limits) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"image too large to decode safely ({str(e).split(', could')[0]})") from None
-    except UnidentifiedImageError:
-        raise ImageError(unaccepted(data)) from None
+    except Exception as e:  # noqa: BLE001 - a hostile header raises many kinds (a zTXt bomb: ValueError)
+        raise ImageError(unreadable(data, e)) from None
     w, h = image.size
     if w * h > limits.max_pixels:
         raise ImageError(f"image is {w}x{h}, above limits.max_pixels={limits.max_pixels}")
     if min(w, h) < limits.min_side:
         raise ImageError(f"image is {w}x{h}, below limits.min_side={limits.min_side}")
+    if target:
+        image.draft("RGB", (2 * target, 2 * target))
     return image
+
+
+def decoded_pixels(source: str | Path | bytes, limits: Limits, target: int) -> int:
+    """How many pixels `read_image(source, limits, target)` would decode, from the header
+    alone (a large JPEG counts at the reduced scale it is decoded at)."""
+    with image_errors():
+        w, h = open_image(source, limits, target).size
+    return w * h
 
 
 def read_bytes(source: str | Path | bytes, limits: Limits) -> bytes:
@@ -71,11 +89,34 @@ def read_bytes(source: str | Path | bytes, limits: Limits) -> bytes:
     if isinstance(source, bytes):
         data = source
     else:
-        with Path(source).open("rb") as f:
+        with open_regular(source) as f:
             check_bytes(os.fstat(f.fileno()).st_size, limits)
-            data = f.read(limits.max_bytes + 1)  # a file that grew, or a device without a size
+            data = f.read(limits.max_bytes + 1)  # a file that grew
     check_bytes(len(data), limits)
     return data
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file. A FIFO would block `open` until a
+    writer came (forever), a device can be endless or act on being opened, so anything else is
+    refused from `stat`, before it is opened; O_NONBLOCK and a second look at the opened file
+    close the race where a FIFO takes the file's place in between."""
+    check_regular(os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        check_regular(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def check_regular(mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in NOT_FILES if test(mode)), "special file")
+        raise ImageError(f"a {kind}, not a regular file")
 
 
 def check_bytes(size: int, limits: Limits) -> None:
@@ -83,9 +124,9 @@ def check_bytes(size: int, limits: Limits) -> None:
         raise ImageError(f"file is {size} bytes, above limits.max_bytes={limits.max_bytes}")
 
 
-def unaccepted(data: bytes) -> str:
-    """Why Pillow, held to FORMATS, opened nothing: the format the first bytes show, when one
-    of Pillow's cheap signature checks knows it (no decoder of it runs), else not an image."""
+def signature(data: bytes) -> str | None:
+    """The format the first bytes show, when one of Pillow's cheap signature checks knows it
+    (no decoder of it runs)."""
     Image.init()
     prefix = data[:16]
     for name in Image.ID:
@@ -95,18 +136,40 @@ def unaccepted(data: bytes) -> str:
         except Exception:  # noqa: BLE001 - a check that needs more bytes than a short file has
             known = False
         if known and not isinstance(known, str):  # a str: Pillow's "known, but unsupported"
-            return f"{name} is not an accepted format ({ACCEPTED})"
-    return f"not an image in a readable format ({ACCEPTED})"
+            return name
+    return None
 
 
-def decode(image: Image.Image, target: int) -> Image.Image:
-    """Decode at no more than ~2x `target` (JPEG's DCT scaling makes large photos cheap), upright."""
-    image.draft("RGB", (2 * target, 2 * target))
+def unreadable(data: bytes, error: Exception) -> str:
+    """Why Pillow, held to FORMATS, opened nothing: a format off the list, a corrupt header of
+    one on it (Pillow's reason, when it gave one), or not an image at all."""
+    name = signature(data)
+    if name is None:
+        return f"not an image in a readable format ({ACCEPTED})"
+    if name not in FORMATS:
+        return f"{name} is not an accepted format ({ACCEPTED})"
+    why = "" if isinstance(error, UnidentifiedImageError) else f" ({reason(error)})"
+    return f"corrupt {name} header{why}"
+
+
+def reason(error: BaseException) -> str:
+    """An exception as one line: its message's first line, else its type's name."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def decode(image: Image.Image) -> Photo:
+    """All pixels, upright. An EXIF block that cannot be parsed costs only its orientation:
+    the pixels are fine, so the photo is still read, with a note."""
     try:
         image.load()
     except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many kinds on malformed files
-        raise ImageError(f"corrupt or truncated image ({e})") from None
-    return ImageOps.exif_transpose(image)
+        raise ImageError(f"corrupt or truncated image ({reason(e)})") from None
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as e:  # noqa: BLE001 - junk EXIF: SyntaxError, struct.error, ValueError...
+        return split_alpha(image, f"EXIF data unreadable ({reason(e)}), orientation not applied")
+    return split_alpha(image)
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
@@ -121,10 +184,11 @@ def to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def split_alpha(image: Image.Image) -> Photo:
+def split_alpha(image: Image.Image, note: str = "") -> Photo:
     """RGB pixels plus an alpha mask when some pixels are transparent (a ready cut-out)."""
     image = to_8bit(image)
-    note = "CMYK image, converted to RGB (colours approximate)" if image.mode == "CMYK" else ""
+    if image.mode == "CMYK":
+        note = "; ".join(filter(None, ["CMYK image, converted to RGB (colours approximate)", note]))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
         return Photo(np.asarray(image.convert("RGB")), note=note)
@@ -135,14 +199,27 @@ def split_alpha(image: Image.Image) -> Photo:
 
 def read_image(source: str | Path | bytes, limits: Limits, target: int = 160) -> Photo:
     """File or bytes -> Photo; every failure is an ImageError naming the problem."""
+    with image_errors():
+        return decode(open_image(source, limits, target))
+
+
+@contextmanager
+def image_errors() -> Iterator[None]:
+    """Whatever reading or preparing one image raises becomes that image's ImageError, so a
+    hostile file is one row of a run or a request, never its end: Pillow, OpenCV, NumPy and
+    the OS raise more kinds than any list here would keep up with."""
     try:
-        return split_alpha(decode(open_image(source, limits), target))
+        yield
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError("no such file") from None
     except IsADirectoryError:
         raise ImageError("is a folder") from None
     except OSError as e:
-        raise ImageError(f"cannot read ({e})") from None
+        raise ImageError(f"cannot read ({e.strerror or reason(e)})") from None
+    except Exception as e:  # noqa: BLE001 - see above; the type's name helps a report
+        raise ImageError(f"cannot process this image ({type(e).__name__}: {reason(e)})") from None
 
 
 # ---- the photo steps --------------------------------------------------------------------

@@ -12,6 +12,8 @@ import base64
 import binascii
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -28,7 +30,7 @@ from pydantic import ValidationError
 
 from fmnist.config import Limits, Mode, PhotoSettings, from_yaml, packaged
 from fmnist.errors import ImageError, NoModelError
-from fmnist.photos.preprocess import blank, prepare, read_image
+from fmnist.photos.preprocess import blank, decoded_pixels, image_errors, prepare, read_image, reason
 from fmnist.training.data import CLASS_NAMES
 from fmnist.training.model import CUSTOM_OBJECTS
 from fmnist.training.modelio import requirements
@@ -59,6 +61,21 @@ class Classifier:
     classes: tuple[str, ...] = CLASS_NAMES
     photo: Optional[PhotoSettings] = None
 
+    def check(self, steps: PhotoSettings, ref: str) -> None:
+        """NoModelError unless the model takes the input `steps` make and gives one probability
+        per class: a Keras file from elsewhere may take anything, and would fail only on the
+        first batch, with a traceback."""
+        model = self.model
+        with unloadable(ref):  # a model whose shapes Keras cannot tell
+            takes = tuple(model.input_shape[1:]) if len(model.inputs) == 1 else "several"
+            gives = tuple(model.output_shape[1:]) if len(model.outputs) == 1 else "several"
+        if takes != steps.shape:
+            raise NoModelError(f"{ref}: takes {takes} inputs, not the {steps.shape} that photo.input={steps.input} "
+                               f"photo.size={steps.size} make (a model of this project takes (size, size, 1 or 3))")
+        if gives != (len(self.classes),):
+            raise NoModelError(f"{ref}: gives {gives} outputs, not one probability for each of "
+                               f"{len(self.classes)} classes")
+
 
 def probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, H, W) gray or (N, H, W, 3) colour inputs -> (N, classes) softmax rows. A direct
@@ -80,17 +97,22 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
         self.model = load_keras_file(Path(context.artifacts[KERAS_ARTIFACT]))
         cfg = context.model_config
         self.photo, self.classes = model_settings(cfg)
-        self.limits = Limits.model_validate(cfg["limits"])
+        self.limits = model_limits(cfg)
         self.mode: Mode = cfg["preprocess"]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
-        frame = pd.DataFrame(model_input)
-        if "image" not in frame:
-            raise MlflowException.invalid_parameter_value("input needs a column 'image' of base64 image bytes")
-        if len(frame) > self.limits.max_images:
-            raise MlflowException.invalid_parameter_value(
-                f"{len(frame)} images in one request, above limits.max_images={self.limits.max_images}; "
-                "send them in smaller requests")
+        """The answer, or one line saying why the request was refused; never the server's stack
+        trace (MLflow sends it back for any exception but its own)."""
+        try:
+            return self.answer(pd.DataFrame(model_input))
+        except MlflowException:
+            raise
+        except Exception as e:  # noqa: BLE001 - per-image failures are rows already; this is the rest
+            raise MlflowException(f"the model could not answer this request ({type(e).__name__}: {reason(e)})") \
+                from None
+
+    def answer(self, frame: pd.DataFrame) -> pd.DataFrame:
+        self.check_request(frame)
         inputs, errors = [], []
         for value in frame["image"]:
             try:
@@ -102,15 +124,51 @@ class PhotoClassifier(mlflow.pyfunc.PythonModel):
         empty = np.zeros((0, *blank(self.photo).shape), np.float32)
         return answer(probabilities(self.model, np.stack(inputs) if inputs else empty), errors, self.classes)
 
+    def check_request(self, frame: pd.DataFrame) -> None:
+        """Refuse the request whole, before any image is decoded, when it is malformed or over
+        a per-request cap. The caps on bytes bound memory, not time: a small PNG may decode
+        to 50 megapixels, so the pixels decoding would make (read from each header) are
+        bounded too, and a request is answered within MLflow's request timeout. Refused whole,
+        as max_images is, rather than answering the first images and not the rest: an image's
+        answer then never depends on what was sent beside it, and the client's remedy is the
+        same (smaller requests)."""
+        if "image" not in frame:
+            raise MlflowException.invalid_parameter_value("input needs a column 'image' of base64 image bytes")
+        limits = self.limits
+        if len(frame) > limits.max_images:
+            raise MlflowException.invalid_parameter_value(
+                f"{len(frame)} images in one request, above limits.max_images={limits.max_images}; "
+                "send them in smaller requests")
+        pixels = sum(self.pixels(value) for value in frame["image"])
+        if pixels > limits.max_request_pixels:
+            raise MlflowException.invalid_parameter_value(
+                f"{pixels} pixels to decode in one request, above limits.max_request_pixels="
+                f"{limits.max_request_pixels}; send fewer or smaller images per request")
+
+    def pixels(self, value: Any) -> int:
+        """What decoding this image would cost, from its header; 0 for one that will not be
+        decoded (its row says why)."""
+        try:
+            return decoded_pixels(decode_base64(value, self.limits), self.limits, self.photo.work_size)
+        except ImageError:
+            return 0
+
     def prepare(self, value: Any) -> np.ndarray:
-        data = decode_base64(value, self.limits)
-        return prepare(read_image(data, self.limits, self.photo.work_size), self.mode, self.photo)
+        with image_errors():
+            data = decode_base64(value, self.limits)
+            return prepare(read_image(data, self.limits, self.photo.work_size), self.mode, self.photo)
 
 
 def model_settings(cfg: dict[str, Any]) -> tuple[PhotoSettings, tuple[str, ...]]:
     """A PhotoClassifier's photo steps and class names from its logged config (`serving_config`),
     read the same way by the served model and by `fmnist.predict`."""
     return PhotoSettings.model_validate(cfg["photo"]), tuple(str(c) for c in cfg["classes"])
+
+
+def model_limits(cfg: dict[str, Any]) -> Limits:
+    """A PhotoClassifier's limits from its logged config; a limit added since it was logged
+    (limits.max_request_pixels) takes fmnist/conf/limits/'s value, so older models still serve."""
+    return from_yaml(Limits, "limits/default.yaml", **cfg["limits"])
 
 
 def decode_base64(value: Any, limits: Limits) -> bytes:
@@ -196,13 +254,28 @@ def load_classifier(ref: str, registered_model: str) -> Classifier:
         return Classifier(load_file(Path(uri)))
     if no_store():
         raise NoModelError(missing_message(ref, uri, registered_model, FileNotFoundError("no store")))
+    with unloadable(uri):
+        try:
+            flavors = mlflow.models.get_model_info(uri).flavors
+        except (MlflowException, OSError) as e:
+            raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
+        if "keras" in flavors:
+            return Classifier(load_keras_flavour(uri, flavors["keras"]))
+        return load_photo_classifier(uri, photo_flavour(uri, flavors))
+
+
+@contextmanager
+def unloadable(what: str) -> Iterator[None]:
+    """Any failure to load `what` becomes a NoModelError: one line naming it and the reason.
+    Keras, MLflow and the zip, HDF5 and YAML readers under them raise many kinds, and the
+    callers rely on NoModelError alone: predict's one `error: model:` line, the registry's
+    holder that is skipped rather than ending a sweep."""
     try:
-        flavors = mlflow.models.get_model_info(uri).flavors
-    except (MlflowException, OSError) as e:
-        raise NoModelError(missing_message(ref, uri, registered_model, e)) from None
-    if "keras" in flavors:
-        return Classifier(load_keras_flavour(uri, flavors["keras"]))
-    return load_photo_classifier(uri, photo_flavour(uri, flavors))
+        yield
+    except NoModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see above
+        raise NoModelError(f"{what}: cannot load ({reason(e)})") from None
 
 
 def load_keras_flavour(uri: str, flavour: dict[str, Any]) -> keras.Model:
@@ -210,7 +283,8 @@ def load_keras_flavour(uri: str, flavour: dict[str, Any]) -> keras.Model:
     itself (`safe_mode` on). A TensorFlow SavedModel export is refused: fmnist never logs one."""
     if flavour.get("save_exported_model"):
         raise NoModelError(f"{uri}: a TensorFlow SavedModel export, not a .keras model")
-    return mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS, load_model_kwargs={"safe_mode": True})
+    with unloadable(uri):
+        return mlflow.keras.load_model(uri, custom_objects=CUSTOM_OBJECTS, load_model_kwargs={"safe_mode": True})
 
 
 def photo_flavour(uri: str, flavors: dict[str, Any]) -> dict[str, Any]:
@@ -233,23 +307,21 @@ def load_photo_classifier(uri: str, pyfunc: dict[str, Any]) -> Classifier:
         photo, classes = model_settings(pyfunc["config"])
         artifact = str(pyfunc["artifacts"][KERAS_ARTIFACT]["path"])
     except (KeyError, TypeError, ValidationError) as e:
-        raise NoModelError(f"{uri}: not a PhotoClassifier's config ({str(e).splitlines()[0]})") from None
-    with tempfile.TemporaryDirectory() as tmp:
+        raise NoModelError(f"{uri}: not a PhotoClassifier's config ({reason(e)})") from None
+    with tempfile.TemporaryDirectory() as tmp, unloadable(uri):
         root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)).resolve()
         keras_file = (root / artifact).resolve()
         if not keras_file.is_relative_to(root):
             raise NoModelError(f"{uri}: its Keras file lies outside the model")
-        return Classifier(load_file(keras_file), classes, photo)
+        return Classifier(load_keras_file(keras_file), classes, photo)  # unloadable: named by its URI
 
 
 def load_file(path: Path) -> keras.Model:
     """A `.keras` file with `safe_mode` (no Lambda layer's bytecode is loaded)."""
     if not path.is_file():
         raise NoModelError(f"{path}: no such model file (a .keras file, or best, models:/..., runs:/...)")
-    try:
+    with unloadable(str(path)):
         return load_keras_file(path)
-    except (ValueError, OSError) as e:
-        raise NoModelError(f"{path}: not a Keras model ({str(e).splitlines()[0]})") from None
 
 
 def load_keras_file(path: Path) -> keras.Model:
@@ -267,4 +339,4 @@ def missing_message(ref: str, uri: str, registered_model: str, error: Exception)
     if ref == "best" or uri.startswith(f"models:/{registered_model}@"):
         return (f"no model registered as {uri} in {mlflow.get_tracking_uri()}; "
                 f"run `python -m fmnist.sweep` first (or pass model=runs:/RUN_ID/model or model=FILE.keras)")
-    return f"{uri}: cannot load ({str(error).splitlines()[0]})"
+    return f"{uri}: cannot load ({reason(error)})"

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from fmnist.batches import fit_inputs, validation_data
 from fmnist.config import Config, PhotoAugment
 from fmnist.training.fitting import cosine_schedule
 from fmnist.training.model import base_model, build_model, mirror_averaged
@@ -111,8 +112,9 @@ def train_stages(net: keras.Model, cfg: Config, train: tuple[np.ndarray, np.ndar
     for stage, (end, which) in enumerate(stages(cfg)):
         set_trainable(net, which)
         model = compiled(net, cfg, seed + 100 * stage)  # a stage does not replay the last one's draws
-        h = model.fit(train[0], onehot(train[1]), batch_size=cfg.trainer.batch_size, epochs=end, initial_epoch=start,
-                      validation_data=(val[0], onehot(val[1])), callbacks=callbacks, verbose=cfg.trainer.verbose)
+        h = model.fit(**fit_inputs(train[0], onehot(train[1]), cfg.trainer.batch_size, seed + stage), epochs=end,
+                      initial_epoch=start, validation_data=validation_data(val[0], onehot(val[1])), callbacks=callbacks,
+                      verbose=cfg.trainer.verbose)
         for k, v in h.history.items():
             history.setdefault(k, []).extend(v)
         if model.stop_training:  # a callback ended it (NaN, too slow): no next stage

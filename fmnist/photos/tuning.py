@@ -105,7 +105,7 @@ def finalize_photos(cfg: Config, parent: Run, data: PhotoData) -> dict[str, Any]
     version, moved, held = register_photo_model(source["run_id"], source["model_uri"], trial, data,
                                                 source["val_accuracy"])
     mlflow.log_metrics({"best_val_accuracy": source["val_accuracy"], "best_overfit_gap": source["overfit_gap"]})
-    mlflow.set_tags({"best_trial_id": best["trial_id"], "registered_version": version})
+    mlflow.set_tag("best_trial_id", best["trial_id"])  # `registered_version`: set as the version was registered
     return {**best, **source, "version": version, "moved": moved, "holder_val_accuracy": held}
 
 

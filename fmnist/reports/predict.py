@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from fmnist.batches import predict_inputs
 from fmnist.training.model import base_model
 
 
@@ -31,7 +32,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 2000) -> Output
     """Features of the trained network; probabilities of `model` itself, which for a
     mirror-averaged model costs one more pass."""
     base = base_model(model)
-    features, probs = with_features(base).predict(x, batch_size=batch_size, verbose=0)
+    features, probs = with_features(base).predict(**predict_inputs(x, batch_size), verbose=0)
     if base is not model:
-        probs = model.predict(x, batch_size=batch_size, verbose=0)
+        probs = model.predict(**predict_inputs(x, batch_size), verbose=0)
     return Outputs(np.asarray(probs), np.asarray(features).reshape(len(x), -1))

@@ -17,7 +17,14 @@ from fmnist.reports.predict import predict
 from fmnist.reports.source import load_history
 from fmnist.reports.sweep import typed
 from fmnist.search.promote import promote, train_longer
-from fmnist.search.registry import keras_holder_score, leaderboard, rank_trials, register_if_better, trial_row
+from fmnist.search.registry import (
+    finish_comparison,
+    keras_holder_score,
+    leaderboard,
+    rank_trials,
+    register_if_better,
+    trial_row,
+)
 from fmnist.search.tuning import format_hp
 from fmnist.training.data import Splits
 from fmnist.training.fitting import margin
@@ -31,8 +38,10 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     evaluation; registration. Idempotent on resume."""
     client = MlflowClient()
     board, best, done = rank_trials(parent, cfg.selection.max_gap, cfg.report.enabled)
-    if done or best is None:
-        return best and {**best, "version": done, "moved": None}
+    name = cfg.mlflow.registered_model  # a holder is measured on this sweep's validation images, as `model` was
+    holder_score = keras_holder_score(name, splits.x_val, splits.y_val)
+    if done or best is None:  # a closing that failed after registering is not registered twice, but compared
+        return best and {**best, "version": done, "moved": finish_comparison(name, cfg.selection.alias, done, holder_score)}
     best = promote(tuner, cfg, board, splits) or best
     source = best["run_id"]
     if cfg.selection.retrain_epochs:
@@ -55,12 +64,9 @@ def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] 
     mlflow.set_tag("best_trial_id", best["trial_id"])
     uri = log_photo_model(model, name="best_model")  # takes photos: serving and fmnist.predict
     hparams = {k: v for k, v in best.items() if k.startswith("hp.")}
-    name = cfg.mlflow.registered_model  # the holder measured on this sweep's validation images, as `model` was
     version, moved, _ = register_if_better(uri, name, cfg.selection.alias, metrics["val_accuracy"],
                                            {**metrics, **hparams, "sweep": cfg.sweep.name, "trial_id": best["trial_id"],
-                                            "source_run": source},
-                                           keras_holder_score(name, splits.x_val, splits.y_val))
-    mlflow.set_tag("registered_version", version)
+                                            "source_run": source}, holder_score)  # tags the parent `registered_version`
     return {**best, **metrics, "version": version, "moved": moved}
 
 

@@ -27,6 +27,7 @@ try:
     # `OracleServicer(oracle)` with `.oracle` and `.stop_triggered` (set once it has answered
     # STOPPED), subclassed by fmnist.search.distributed.Servicer. Trial/TrialStatus: a trial as it
     # crosses gRPC (`Trial.from_proto`, `trial.to_proto()`) and its states.
+    from keras_tuner.src import config as _config
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
     from keras_tuner.src.engine import conditions as _conditions
@@ -35,7 +36,7 @@ except ImportError as e:  # a loud, actionable message for the chief and the tes
     raise ImportError(changed(f"its private modules ({e})")) from e
 
 __all__ = ["OracleServicer", "Trial", "TrialStatus", "changed", "hyperband_trials", "local_oracle", "protos",
-           "requeue", "retry_queue", "silence_condition_print", "use_channel"]
+           "quiet_failed_trials", "requeue", "retry_queue", "silence_condition_print", "use_channel"]
 
 
 def _no_print(*args, **kwargs) -> None:
@@ -51,6 +52,18 @@ def silence_condition_print() -> None:
 
 
 silence_condition_print()
+
+
+def quiet_failed_trials() -> None:
+    """keras-tuner prints the whole traceback of every failed trial (its `config.DEBUG` is on by
+    default); fmnist prints one `[trial N] FAILED <reason>` line instead, and the traceback stays
+    in the trial's `message` (its trial.json). Done when this module is imported."""
+    if not hasattr(_config, "DEBUG"):
+        raise ImportError(changed("its config module (no DEBUG)"))
+    _config.DEBUG = False
+
+
+quiet_failed_trials()
 
 
 def retry_queue(oracle: kt.Oracle) -> list[str]:

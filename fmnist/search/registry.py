@@ -117,25 +117,74 @@ def register_if_better(model_uri: str, name: str, alias: str, score: float, tags
     """Register a new version; move `alias` to it only if `score` beats the holder's score
     measured now, by `holder_score(version)`, on the same images as `score`: a number logged
     by another run on another split would not compare. None from it (say, other classes)
-    moves the alias. The version's tag `compared_with` keeps each holder's score on those
-    images. Returns (version, moved, the score of the holder it was last compared with)."""
+    moves the alias, and so does a holder that cannot be loaded or measured (`comparable`).
+    The holder is measured before the version exists, so a process killed while it loads a
+    big or foreign model leaves nothing registered; the active run (a sweep's parent) is
+    tagged `registered_version` as soon as it exists, so a rerun of a closing that failed
+    after that registers nothing twice (`finish_comparison`). The version's tag
+    `compared_with` keeps each holder's score on those images.
+    Returns (version, moved, the score of the holder it was last compared with)."""
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
-    moved, scores, last = settle(client, name, alias, str(version), score, holder_score)
-    client.set_model_version_tag(name, str(version), "compared_with", json.dumps(scores))
-    return version, moved, scores.get(last)
+    measure = comparable(name, holder_score)
+    holder = alias_holder(client, name, alias)
+    scores = {} if holder is None else {str(holder.version): measure(str(holder.version))}
+    version = str(mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
+    if mlflow.active_run():
+        mlflow.set_tag("registered_version", version)
+    moved, held = compare(client, name, alias, version, score, measure, scores)
+    return version, moved, held
+
+
+def finish_comparison(name: str, alias: str, version: str,
+                      holder_score: Callable[[str], Optional[float]]) -> Optional[bool]:
+    """A rerun of a closing that registered `version` and failed before comparing it (it has
+    no `compared_with` tag) compares it now, with the `val_accuracy` it was registered with;
+    None when it was compared already: the alias moved then or not, and that stands."""
+    client = MlflowClient()
+    tags = client.get_model_version(name, version).tags
+    if "compared_with" in tags or "val_accuracy" not in tags:
+        return None
+    return compare(client, name, alias, version, float(tags["val_accuracy"]), comparable(name, holder_score))[0]
+
+
+def compare(client: MlflowClient, name: str, alias: str, version: str, score: float,
+            holder_score: Callable[[str], Optional[float]],
+            scores: Optional[dict[str, Optional[float]]] = None) -> tuple[bool, Optional[float]]:
+    """`settle`, then the scores kept on the version: (moved, the last holder's score)."""
+    moved, scores, last = settle(client, name, alias, version, score, holder_score, scores)
+    client.set_model_version_tag(name, version, "compared_with", json.dumps(scores))
+    return moved, scores.get(last)
+
+
+def comparable(name: str, holder_score: Callable[[str], Optional[float]]) -> Callable[[str], Optional[float]]:
+    """`holder_score` where any failure to load or measure a holder (a Lambda layer that
+    safe mode refuses, another input, a file gone from the store) is one warning line and
+    None, not comparable: a broken holder would otherwise end every later sweep at its
+    closing and keep the alias for ever."""
+
+    def score(version: str) -> Optional[float]:
+        try:
+            return holder_score(version)
+        except Exception as e:  # noqa: BLE001 - whatever the model holds, the sweep must close
+            reason = (str(e).splitlines() or [""])[0]
+            print(f"warning: models:/{name}/{version} cannot be loaded or measured ({type(e).__name__}: {reason}): "
+                  "not comparable, the alias moves", file=sys.stderr, flush=True)
+            return None
+
+    return score
 
 
 def settle(client: MlflowClient, name: str, alias: str, version: str, score: float,
-           holder_score: Callable[[str], Optional[float]]) -> tuple[bool, dict[str, Optional[float]], str]:
+           holder_score: Callable[[str], Optional[float]],
+           scores: Optional[dict[str, Optional[float]]] = None) -> tuple[bool, dict[str, Optional[float]], str]:
     """Move `alias` to `version` unless its holder scores at least `score`, reading the alias
     again after scoring a holder and after each move: two sweeps that close at once each
     read, compare and set, and without the second read the later set would win, better or
-    not. Each holder is scored once. A holder this process moved the alias from that comes
-    back was put back by a process that finds it better on its own images: it keeps the
-    alias, so two processes never pass it back and forth.
+    not. Each holder is scored once (`scores`: those scored already). A holder this process
+    moved the alias from that comes back was put back by a process that finds it better on
+    its own images: it keeps the alias, so two processes never pass it back and forth.
     Returns (moved, each holder's score, the holder compared last)."""
-    scores: dict[str, Optional[float]] = {}
+    scores = dict(scores or {})
     overruled: set[str] = set()
     last = ""
     while True:
@@ -162,7 +211,7 @@ def keras_holder_score(name: str, x: np.ndarray, y: np.ndarray) -> Callable[[str
         try:
             model = load_keras(f"models:/{name}/{version}", name)
         except NoModelError as e:
-            print(f"note: {e}: not comparable, the alias moves", file=sys.stderr)
+            print(f"note: models:/{name}/{version}: {e}: not comparable, the alias moves", file=sys.stderr)
             return None
         if tuple(model.input_shape[1:]) != x.shape[1:]:
             print(f"note: models:/{name}/{version} takes {model.input_shape[1:]} inputs, not {x.shape[1:]}: "

@@ -47,22 +47,49 @@ def nearest(p: SearchParam, value: Any, snap: bool) -> Any:
     return int(inside) if p.type == "int" else inside
 
 
-def known_values(space: dict[str, SearchParam], tree: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+class Misfit(Exception):
+    """A known config without a path the space reads, or with another shape there."""
+
+
+def value_at(tree: Any, path: str) -> Any:
+    try:
+        return node(tree, path)
+    except (KeyError, IndexError, TypeError):
+        raise Misfit(f"its config has no {path}") from None
+
+
+def count_at(tree: Any, path: str) -> int:
+    """The length of the list at `path` (an item path's list)."""
+    items = value_at(tree, path)
+    if not isinstance(items, list):
+        raise Misfit(f"its {path} is {items!r}, not a list")
+    return len(items)
+
+
+def known_values(space: dict[str, SearchParam], tree: Any) -> tuple[dict[str, Any], list[str]]:
     """The tuner's values that give `tree` in `space`, and notes on what had to move
-    ("trainer.epochs 100->6"); ({}, [why]) when an entry can give no value like the known one."""
+    ("trainer.epochs 100->6"); ({}, [why]) when an entry can give no value like the known one,
+    or the tree lacks a path the space reads (a config of another shape, another version's)."""
+    try:
+        return fitted_values(space, tree)
+    except Misfit as e:
+        return {}, [str(e)]
+
+
+def fitted_values(space: dict[str, SearchParam], tree: Any) -> tuple[dict[str, Any], list[str]]:
     values, notes = {}, []
     for path, p in space.items():
         if p.when:
             return {}, [f"{path}: conditional entries are not seeded"]
         if EACH in path and not p.shared:
-            wanted = {item(path, i): node(tree, item(path, i)) for i in range(len(node(tree, list_of(path))))}
+            wanted = {item(path, i): value_at(tree, item(path, i)) for i in range(count_at(tree, list_of(path)))}
         elif EACH in path:
-            shared = {repr(node(tree, item(path, i))) for i in range(len(node(tree, list_of(path))))}
+            shared = {repr(value_at(tree, item(path, i))) for i in range(count_at(tree, list_of(path)))}
             if len(shared) > 1:
                 return {}, [f"{path}: the blocks differ, and the space gives them one value"]
-            wanted = {path: node(tree, item(path, 0))}
+            wanted = {path: value_at(tree, item(path, 0))}
         else:
-            target = node(tree, path)
+            target = value_at(tree, path)
             wanted = {path: len(target) if isinstance(target, list) else target}
         for name, value in wanted.items():
             got = nearest(p, value, snap=path.startswith("trainer."))
@@ -78,7 +105,7 @@ def same(a: Any, b: Any) -> bool:
     return math.isclose(a, b) if isinstance(a, float) or isinstance(b, float) else a == b
 
 
-def first_trials(space: dict[str, SearchParam], known: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+def first_trials(space: dict[str, SearchParam], known: dict[str, Any]) -> list[dict[str, Any]]:
     """The known configs (name -> config tree, None: there is none) that fit, in order, each
     said on one line; the same settings twice are tried once."""
     first = []
@@ -87,28 +114,39 @@ def first_trials(space: dict[str, SearchParam], known: dict[str, dict[str, Any] 
             continue
         values, notes = known_values(space, tree)
         if not values:
-            print(f"note: {name} does not fit the search space ({notes[0]}); not tried first", file=sys.stderr)
+            misfit(name, notes[0])
         elif values not in first:
             first.append(values)
             print(f"first trial {len(first) - 1}: {name}" + (f" ({', '.join(notes)})" if notes else ""), flush=True)
     return first
 
 
-def known_configs(cfg: Config) -> dict[str, dict[str, Any] | None]:
+def known_configs(cfg: Config) -> dict[str, Any]:
     """The configs a Fashion-MNIST sweep tries first: the registry's `best` version's (its
     source run's config.yaml) and the original project's final model (experiment=seed_final)."""
     return {f"{cfg.mlflow.registered_model}@{cfg.selection.alias}": registered_config(cfg),
             "seed_final": cli.config("train", ["experiment=seed_final"]).model_dump()}
 
 
-def registered_config(cfg: Config) -> dict[str, Any] | None:
+def misfit(name: str, why: str) -> None:
+    print(f"note: {name} does not fit the search space ({why}); not tried first", file=sys.stderr)
+
+
+def registered_config(cfg: Config) -> Any:
     """The config that trained the version the alias points to; None when there is none (or
-    it predates configs logged with the model)."""
+    it predates configs logged with the model). One that cannot be read is a note, not the
+    end of the sweep: the registry may hold anything."""
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(cfg.mlflow.registered_model, cfg.selection.alias)
-        return yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{version.tags['source_run']}/config.yaml"))
+        text = mlflow.artifacts.load_text(f"runs:/{version.tags['source_run']}/config.yaml")
     except (MlflowException, KeyError, OSError):
+        return None
+    try:
+        return yaml.safe_load(text) or {}  # an empty file: a config without the paths the space reads
+    except yaml.YAMLError as e:
+        reason = str(e).splitlines()[0]
+        misfit(f"{cfg.mlflow.registered_model}@{cfg.selection.alias}", f"its config.yaml is not readable YAML: {reason}")
         return None
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Iterator
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from fmnist.config import Config
-from fmnist.errors import ConfigError
+from fmnist.errors import ConfigError, SweepError
 from fmnist.files import atomic
 from fmnist.photos.finetuning import photo_data
 from fmnist.photos.tuning import finalize_photos, usable_space
@@ -31,25 +32,28 @@ from fmnist.search.distributed import (
 from fmnist.search.fingerprint import fingerprint
 from fmnist.search.registry import close_interrupted
 from fmnist.search.seeding import first_trials, known_configs
-from fmnist.search.tuning import make_tuner
+from fmnist.search.state import MARKER, claim, clear, saved_marker
+from fmnist.search.tuning import failure, make_tuner
 from fmnist.search.worker import work
 from fmnist.training.data import Splits, load_splits
 from fmnist.training.fitting import seed_everything
 from fmnist.training.tracking import flatten, run_tags, use_store
 
-MARKER = "mlflow_parent_run.json"
 LOCKS = ".locks"  # under sweep.dir; no sweep name starts with '.', so it is no sweep's state folder
 
 
 @contextmanager
 def locked(sweep_dir: Path, name: str) -> Iterator[None]:
-    """Hold sweep `name` for as long as the block runs: keras-tuner deletes <dir>/<name> on a
-    fresh start, so a second process on the same name would delete the first's trials and
+    """Hold sweep `name` for as long as the block runs: a fresh start clears the sweep's files
+    in <dir>/<name>, so a second process on the same name would delete the first's trials and
     marker. The lock file lives outside that folder (the deletion cannot take it) and is never
     removed (two processes could then lock two different files); the kernel drops the lock
     when the process ends, however it ends. It holds the holder's pid for the message."""
     path = sweep_dir / LOCKS / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # sweep.dir is a file, or lies under one, or cannot be written
+        raise ConfigError(f"sweep.dir={str(sweep_dir)!r}: cannot hold sweep state: {path.parent}: {e.strerror}") from None
     with path.open("a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,20 +68,33 @@ def locked(sweep_dir: Path, name: str) -> Iterator[None]:
         yield
 
 
-def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
-    """The sweep's parent run: the one recorded next to the tuner state, or a new one."""
+def resumed_parent(cfg: Config, state: Path, saved: dict[str, str]) -> str:
+    """The parent run the marker next to the tuner state recorded, if it is this config's sweep
+    and this tracking store holds it."""
+    setting, run_id = f"sweep.name={cfg.sweep.name!r}", saved["run_id"]
+    if saved["fingerprint"] != fingerprint(cfg):
+        raise ConfigError(f"{setting}: {state} holds a sweep with a different config; "
+                          "rerun with sweep.fresh=true or choose another sweep.name")
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        uri, was = mlflow.get_tracking_uri(), saved.get("tracking_uri")
+        where = f"; the sweep logged to {was}: set MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to that" if was else ""
+        raise ConfigError(f"{setting}: its parent run {run_id} is not in the tracking store {uri}{where}, "
+                          "or rerun with sweep.fresh=true to start the sweep again") from None
+    if run.info.lifecycle_stage == "deleted":
+        raise ConfigError(f"{setting}: its parent run {run_id} is deleted; restore it (mlflow runs restore --run-id "
+                          f"{run_id}) or rerun with sweep.fresh=true to start the sweep again")
+    return run_id
+
+
+def new_parent(cfg: Config, state: Path) -> str:
+    """A new parent run for the sweep, recorded next to the tuner state for a resume."""
     marker = state / MARKER
-    if not fresh and marker.exists():
-        saved = json.loads(marker.read_text())
-        if saved["fingerprint"] != fingerprint(cfg):
-            raise ConfigError(f"sweep.name={cfg.sweep.name!r}: {state} holds a sweep with a different config; "
-                              "rerun with sweep.fresh=true or choose another sweep.name")
-        return saved["run_id"]
     tags = run_tags(tuner=cfg.tuner.kind, space=json.dumps(cfg.model_dump()["search"]), sweep=cfg.sweep.name)
     with mlflow.start_run(run_name=cfg.sweep.name, tags=tags) as run:
         mlflow.log_params(flatten(cfg.model_dump(exclude={"search", "hydra"})))
         mlflow.log_dict(cfg.model_dump(), "config.yaml")
-    state.mkdir(parents=True, exist_ok=True)
     with atomic(marker, "w") as f:  # a sweep killed while writing its marker could not resume
         f.write(json.dumps({"run_id": run.info.run_id, "fingerprint": fingerprint(cfg),
                             "tracking_uri": mlflow.get_tracking_uri()}))
@@ -87,7 +104,10 @@ def open_parent(cfg: Config, state: Path, fresh: bool) -> str:
 def search(tuner, cfg: Config, splits: Splits) -> None:
     """Run the trials here or, as the chief, serve them to workers until all have ended."""
     if cfg.distributed.role != "chief":
-        tuner.search(splits, verbose=0)
+        try:
+            tuner.search(splits, verbose=0)
+        except RuntimeError as e:
+            give_up(tuner, e)
         return
     tuner.oracle.verbose = 0  # the chief prints its own lines
     tuner.save()
@@ -96,8 +116,22 @@ def search(tuner, cfg: Config, splits: Splits) -> None:
     close_interrupted(MlflowClient(), mlflow.get_run(tuner.parent_id))  # a worker that vanished at the very end
 
 
+def give_up(tuner, error: RuntimeError) -> None:
+    """keras-tuner ends a search whose trials keep failing with a RuntimeError (max_consecutive_failed_trials):
+    one line, with the reason the last trial gave."""
+    if "consecutive failures" not in str(error):
+        raise error
+    trials = list(tuner.oracle.trials.values())
+    failed = [t for t in trials if t.status == "FAILED"]
+    in_a_row = tuner.oracle.max_consecutive_failed_trials
+    which = "every trial failed" if len(failed) == len(trials) else f"{in_a_row} trials in a row failed"
+    last = failure(failed[-1]) if failed else "no reason recorded"
+    raise SweepError(f"{which}, so the search stopped; the last one: {last}. Fix the cause (the search space, "
+                     "sweep.trial_minutes) and rerun with sweep.fresh=true") from None
+
+
 def sweep(cfg: Config) -> int:
-    """The sweep, its state locked from before keras-tuner may delete it until the end. A
+    """The sweep, its state locked from before it is claimed or cleared until the end. A
     worker's state is <name>-workers/<tuner_id>, not the chief's: it takes no lock."""
     if worker_count(cfg):
         return launch(cfg, sys.argv[1:])
@@ -109,6 +143,8 @@ def sweep_here(cfg: Config) -> int:
     """Data, parent run, search (or the worker's part of it) and closing, in this process."""
     if cfg.distributed.role == "chief":  # before anything is loaded, opened or marked KILLED
         check_port(cfg.distributed.address)
+    state = Path(cfg.sweep.dir) / cfg.sweep.name
+    saved = None if cfg.distributed.role == "worker" else claimed(cfg, state)
     start = time.perf_counter()
     limit_threads(cfg.distributed.threads)
     seed_everything(cfg.seed)
@@ -122,14 +158,15 @@ def sweep_here(cfg: Config) -> int:
         follow_launcher()
     if cfg.distributed.role == "worker":
         return work(cfg, splits)
-    state = Path(cfg.sweep.dir) / cfg.sweep.name
-    fresh = cfg.sweep.fresh or not (state / MARKER).exists()
-    if not fresh:  # checks the config before keras-tuner reloads a state that does not match
-        parent_id = open_parent(cfg, state, fresh=False)
+    fresh = saved is None
+    if fresh:  # our files only: keras-tuner's own overwrite would delete the whole folder
+        clear(state)
+    else:  # checks the config and store before keras-tuner reloads a state that does not match
+        parent_id = resumed_parent(cfg, state, saved)
     first = [] if cfg.photos or not fresh else first_trials(cfg.search, known_configs(cfg))
-    tuner = make_tuner(cfg, cfg.sweep.dir, overwrite=fresh, first=first)
-    if fresh:  # after keras-tuner has cleared the old state, marker included
-        parent_id = open_parent(cfg, state, fresh=True)
+    tuner = make_tuner(cfg, cfg.sweep.dir, first=first)
+    if fresh:  # after the old state is cleared, marker included
+        parent_id = new_parent(cfg, state)
     tuner.parent_id = parent_id
     with mlflow.start_run(run_id=parent_id) as parent:
         try:
@@ -150,5 +187,9 @@ def sweep_here(cfg: Config) -> int:
     return 0
 
 
-
-
+def claimed(cfg: Config, state: Path) -> dict[str, str] | None:
+    """The sweep's state folder made ours (fmnist/search/state.py), and what its marker holds
+    for a resume; None: a fresh start. Before anything is loaded: a refusal costs nothing."""
+    setting = f"sweep.name={cfg.sweep.name!r}"
+    claim(state, setting, cfg.sweep.fresh)
+    return None if cfg.sweep.fresh else saved_marker(state, setting)

@@ -239,16 +239,18 @@ def hypermodel(cfg: Config) -> kt.HyperModel:
     return PhotoHyperModel(cfg, len(scan(cfg.photos).classes), cfg.sweep.trial_minutes)
 
 
-def make_tuner(cfg: Config, directory: str, overwrite: bool, parent_id: str = "",
+def make_tuner(cfg: Config, directory: str, parent_id: str = "",
                project: str | None = None, first: list[dict[str, Any]] | None = None) -> kt.Tuner:
     """The configured tuner, its state under `directory/project` (sweep.name by default: what
-    makes resume work); its trials log as children of the MLflow run `parent_id`. `first`:
+    makes resume work), reloaded where the folder holds one; never keras-tuner's overwrite, which
+    deletes the whole folder (a fresh start clears only the sweep's files: fmnist/search/state.py).
+    Its trials log as children of the MLflow run `parent_id`. `first`:
     the values of the first trials (fmnist.search.seeding), then the oracle's own choices,
     all drawn from `seed`, so the same command tries the same settings in the same order."""
     t = cfg.tuner
     failures = max(3, getattr(t, "max_trials", 3))
     common = dict(hypermodel=hypermodel(cfg), executions_per_trial=t.executions_per_trial, directory=directory,
-                  project_name=project or cfg.sweep.name, overwrite=overwrite)
+                  project_name=project or cfg.sweep.name, overwrite=False)
     if t.kind == "hyperband":
         tuner = TrackedHyperband(objective=OBJECTIVE, max_epochs=t.max_epochs, factor=t.factor, seed=cfg.seed,
                                  hyperband_iterations=t.iterations, max_consecutive_failed_trials=failures, **common)

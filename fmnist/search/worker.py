@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import grpc
 import mlflow
@@ -17,6 +18,7 @@ from fmnist.errors import EXIT_FAILED, ConfigError, DistributedError
 from fmnist.search import ktapi
 from fmnist.search.distributed import Heartbeat, default_tuner_id, ignore_signals, worker_env
 from fmnist.search.fingerprint import fingerprint
+from fmnist.search.state import claim, clear
 from fmnist.search.tuning import make_tuner
 from fmnist.training.data import Splits
 
@@ -52,17 +54,27 @@ def end_runs() -> None:
         mlflow.end_run("KILLED")
 
 
+def own_state(cfg: Config, tuner_id: str) -> Path:
+    """This worker's state folder, <sweep.dir>/<sweep.name>-workers/<tuner_id>, claimed and cleared
+    of what an earlier process of the id wrote: only its own files (fmnist/search/state.py), never
+    the folder whole, as keras-tuner's overwrite would."""
+    folder = Path(cfg.sweep.dir) / f"{cfg.sweep.name}-workers" / tuner_id
+    claim(folder, f"distributed.tuner_id={tuner_id!r}", cfg.sweep.fresh)
+    clear(folder, tuner_id)
+    return folder
+
+
 def work(cfg: Config, splits: Splits) -> int:
     """role=worker: run the trials the chief hands out, as child runs of its parent run."""
     tuner_id, tuner = cfg.distributed.tuner_id or default_tuner_id(), None
+    folder = own_state(cfg, tuner_id)  # before joining: a worker turned away here never held a trial
     beat = Heartbeat(cfg.distributed, tuner_id,
                      on_end=lambda state: end_by_chief(cfg, tuner_id, tuner and tuner.run_id, state))
     info = beat.join_chief()
     beat.start()  # from here on the chief hears this worker, however long the set-up below takes
     check_chief(cfg, info)
     worker_env(cfg.distributed, tuner_id)
-    tuner = make_tuner(cfg, f"{cfg.sweep.dir}/{cfg.sweep.name}-workers", overwrite=True,
-                       parent_id=info["parent_run_id"], project=tuner_id)
+    tuner = make_tuner(cfg, str(folder.parent), parent_id=info["parent_run_id"], project=tuner_id)
     ktapi.use_channel(tuner.oracle, beat.channel)  # its calls carry the token and this process's identity
     print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
     try:

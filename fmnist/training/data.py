@@ -15,7 +15,9 @@ import gzip
 import hashlib
 import http.client
 import os
+import shlex
 import shutil
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -74,20 +76,54 @@ def candidate_dirs(data_dir: str | None = None) -> list[Path]:
 
 
 def find_data_dir(data_dir: str | None = None) -> Path:
-    """First candidate holding all four files. An explicit dir that lacks them is an error:
-    silently falling back would train on data the user did not ask for."""
+    """The folder `load_arrays` reads (see `locate`), its files verified."""
+    return locate(data_dir)[0]
+
+
+def locate(data_dir: str | None = None) -> tuple[Path, tuple[np.ndarray, ...]]:
+    """The folder and its four verified arrays. An explicit dir is the only one tried: silently
+    falling back would train on data the user did not ask for. Otherwise the first of Debian's
+    copy and the Keras cache whose files all verify: `--download` cannot repair a corrupt
+    system copy (it fetches into the cache), so the copy it fetched must win over it."""
     if data_dir or os.environ.get("FMNIST_DATA_DIR"):
         chosen = candidate_dirs(data_dir)[0]
         missing = [f for f in FILES if not (chosen / f).is_file()]
         if missing:
-            raise DataError(f"{chosen / missing[0]}: file not found; {HOW_TO_GET}")
-        return chosen
+            raise DataError(f"{chosen / missing[0]}: file not found; {how_to_repair(chosen)}")
+        return chosen, read_all(chosen)
+    failed: dict[Path, DataError] = {}
     for d in candidate_dirs():
-        if all((d / f).is_file() for f in FILES):
-            return d
+        if not all((d / f).is_file() for f in FILES):
+            continue
+        try:
+            arrays = read_all(d)
+        except DataError as e:
+            failed[d] = e
+            continue
+        for bad in failed:
+            print(f"note: the copy in {bad} fails verification; using the verified one in {d}", file=sys.stderr)
+        return d, arrays
+    if failed:
+        raise next(iter(failed.values()))
     raise DataError(
         f"Fashion-MNIST not found in {', '.join(map(str, candidate_dirs()))}; {HOW_TO_GET}"
     )
+
+
+def read_all(d: Path) -> tuple[np.ndarray, ...]:
+    return tuple(read_idx(d / name) for name in FILES)
+
+
+def how_to_repair(d: Path) -> str:
+    """The step that puts verified files where lookup will read them: `--download` fetches into
+    $FMNIST_DATA_DIR or the Keras cache, never into the system copy."""
+    if d == DEBIAN_DIR:
+        return (f"reinstall it with `apt-get install --reinstall dataset-fashion-mnist`, or run "
+                f"`python -m fmnist.data --download` (it fetches into {KERAS_CACHE}, which is then used instead)")
+    if d == KERAS_CACHE and not os.environ.get("FMNIST_DATA_DIR"):
+        return "run `python -m fmnist.data --download` to fetch the missing or bad files again"
+    return (f"run `FMNIST_DATA_DIR={shlex.quote(str(d))} python -m fmnist.data --download` to fetch the missing or "
+            "bad files there")
 
 
 def decode_idx(data: bytes, name: str) -> np.ndarray:
@@ -109,19 +145,19 @@ def decode_idx(data: bytes, name: str) -> np.ndarray:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read, verify and parse one IDX file into a uint8 array; anything wrong is one DataError line."""
+    """Read, verify and parse one IDX file into a uint8 array; anything wrong is one DataError
+    line saying what repairs it."""
     try:
         return decode_idx(path.read_bytes(), path.name)
     except OSError as e:
-        raise DataError(f"{path}: not a readable gzip file ({e}); {HOW_TO_GET}") from None
+        raise DataError(f"{path}: not a readable gzip file ({e}); {how_to_repair(path.parent)}") from None
     except ValueError as e:
-        raise DataError(f"{path}: {e}; {HOW_TO_GET}") from None
+        raise DataError(f"{path}: {e}; {how_to_repair(path.parent)}") from None
 
 
 def load_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The four original arrays as uint8: train images, train labels, test images, test labels."""
-    d = find_data_dir(data_dir)
-    return tuple(read_idx(d / name) for name in FILES)  # type: ignore[return-value]
+    return locate(data_dir)[1]  # type: ignore[return-value]
 
 
 def stratified_indices(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -202,7 +238,7 @@ def download_file(target: Path, name: str, urls: list[str]) -> str:
         problems.append(f"{url} ({problem})")
     raise DataError(
         f"{final}: no verified copy could be fetched: {', '.join(dict.fromkeys(problems))}; check the network, "
-        "set FMNIST_DATA_URL to a mirror, or install it with `apt-get install dataset-fashion-mnist`"
+        "set FMNIST_DATA_URL to a mirror, or (re)install it with `apt-get install --reinstall dataset-fashion-mnist`"
     )
 
 

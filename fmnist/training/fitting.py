@@ -4,12 +4,12 @@ of a train run, a sweep trial and a retrain alike."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import keras
 import mlflow
 import numpy as np
 
+from fmnist.batches import fit_inputs, predict_inputs, validation_data
 from fmnist.config import Augment, ReportConfig, TrainerConfig
 from fmnist.reports import log_run_reports
 from fmnist.reports.predict import Outputs, predict
@@ -29,11 +29,11 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
-        batch_size: int | None = None, initial_epoch: int = 0, aug: Augment | None = None) -> keras.callbacks.History:
+        initial_epoch: int = 0, aug: Augment | None = None) -> keras.callbacks.History:
     """`model.fit` on the arrays, with `aug`'s flips and shifts inside the training step (and
     its warps, if any, made on the host), plus optional early stopping, LR decay on val_loss
-    and a cosine LR schedule. `epochs` / `batch_size` override the trainer's (a sweep trial tunes them)."""
-    epochs, batch_size = epochs or trainer.epochs, batch_size or trainer.batch_size
+    and a cosine LR schedule. `epochs` overrides the trainer's (Hyperband sets a trial's)."""
+    epochs, batch_size = epochs or trainer.epochs, trainer.batch_size
     if trainer.lr_schedule == "cosine":
         callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
     if trainer.early_stopping:
@@ -46,20 +46,11 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
     if aug and aug.warps:
         train = {"x": WarpedBatches(splits.x_train, splits.y_train, batch_size, aug, seed)}
     else:
-        train = {"x": on_device(splits.x_train), "y": on_device(splits.y_train), "batch_size": batch_size}
+        train = fit_inputs(splits.x_train, splits.y_train, batch_size, seed)
     return trained.fit(
-        **train, validation_data=(on_device(splits.x_val), on_device(splits.y_val)), epochs=epochs,
+        **train, validation_data=validation_data(splits.x_val, splits.y_val), epochs=epochs,
         initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
     )
-
-
-def on_device(a: np.ndarray) -> Any:
-    """On JAX, the array copied to the accelerator once, so each batch is sliced there rather
-    than sent from the host. TensorFlow gets the NumPy array: Keras feeds it through tf.data,
-    which prefetches batches itself (a tensor already on a GPU would go back to the host for it)."""
-    if keras.backend.backend() != "jax":
-        return a
-    return keras.ops.convert_to_tensor(a.astype(np.int32) if a.dtype == np.int64 else a)  # JAX: 32-bit by default
 
 
 def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
@@ -72,7 +63,7 @@ def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy in inference mode (dropout off), unlike Keras' running training average;
     by `predict`, so an uncompiled (mirror-averaged) model is measured the same way."""
-    return float(np.mean(model.predict(x, batch_size=1024, verbose=0).argmax(1) == y))
+    return float(np.mean(model.predict(**predict_inputs(x), verbose=0).argmax(1) == y))
 
 
 def margin(p: float, n: int) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 
 import keras
 import mlflow
@@ -12,14 +12,17 @@ from mlflow.models import infer_signature
 
 def requirements(*extra: str) -> list[str]:
     """Pinned explicitly: MLflow's own inference reloads the model in a subprocess (slow).
-    The backend is the one this process trains with: a JAX machine need not have TensorFlow."""
-    return [f"{p}=={version(p)}" for p in ("keras", keras.backend.backend(), "numpy", *extra)]
+    The backend is the one this process trains with (a JAX machine need not have TensorFlow),
+    named by the distribution that installed it (`tensorflow-cpu` provides `tensorflow`)."""
+    backend = keras.backend.backend()
+    installed = packages_distributions().get(backend, [backend])
+    return [f"{p}=={version(p)}" for p in ("keras", installed[0], "numpy", *extra)]
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:
     """Log `model` under the active run; returns its `models:/m-...` URI."""
     info = mlflow.keras.log_model(
-        model, name=name, signature=infer_signature(example, model.predict(example, verbose=0)),
+        model, name=name, signature=infer_signature(example, keras.ops.convert_to_numpy(model(example, training=False))),
         pip_requirements=requirements(),
     )
     return info.model_uri
