@@ -5,7 +5,7 @@
 Trains one architecture (the default sweep's winner: two blocks of two 3x3 `valid` convs
 with batch norm, 64 then 32 filters, dense 256) once per augmentation setting and seed, on
 the same Fashion-MNIST split, then prints each model's Fashion-MNIST test accuracy and its
-real-photo accuracy (the photos' README; our preprocessing, fmnist/conf defaults),
+real-photo accuracy (the photos' README; our preprocessing, conf/ defaults),
 both mirror-averaged as the logged model is, and each setting's means as ratios of the first
 setting's. Seeds differ more than settings do on 290 photos: compare means over seeds.
 `KERAS_BACKEND=jax` runs it on a GPU.
@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 from real_photos import ACCEPTED, photo_folders
 
-from fmnist import cli
 from fmnist.config import Augment
-from fmnist.photos.preprocess import prepare, read_image
-from fmnist.photos.serving import probabilities
+from fmnist.config.loading import checked
+from fmnist.images.preprocess import prepare
+from fmnist.images.reading import read_image
+from fmnist.serving.classifier import probabilities
 from fmnist.training.data import Splits, load_splits
 from fmnist.training.fitting import fit, seed_everything
 from fmnist.training.model import build_model, mirror_averaged
 
 BLOCK = "convs:2,kernel:3,stride:1,padding:valid,pool:true,batch_norm:true,dropout:0.3"
-BASE = cli.config("train", [f"model.conv_blocks=[{{filters:64,{BLOCK}}},{{filters:32,{BLOCK}}}]",
+BASE = checked("train", [f"model.conv_blocks=[{{filters:64,{BLOCK}}},{{filters:32,{BLOCK}}}]",
                             "model.dense=[{units:256,dropout:0.3}]", "model.learning_rate=0.0011",
                             "trainer.batch_size=64", "trainer.lr_schedule=cosine", "trainer.verbose=0"])
 ARCHITECTURE = BASE.model
@@ -42,7 +43,7 @@ SETTINGS = {
 
 def labelled_photos(root: Path) -> tuple[np.ndarray, list[set[int]]]:
     """Model inputs of the labelled photos and, for each, the classes counted as correct."""
-    cfg = cli.config("predict", [f"images={root}"])
+    cfg = checked("predict", [f"images={root}"])
     x, accepted = [], []
     for folder, files in photo_folders(root).items():
         for path in files if ACCEPTED[folder] else []:

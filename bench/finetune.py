@@ -21,15 +21,16 @@ import mlflow
 import numpy as np
 from real_photos import ACCEPTED
 
-from fmnist import cli
 from fmnist.config import Limits, PhotoSettings, from_yaml
+from fmnist.config.loading import checked
 from fmnist.errors import NoModelError
 from fmnist.photos.finetuning import finetune
 from fmnist.photos.photoset import PhotoCache, PhotoSet, prepare_all, scan
-from fmnist.photos.serving import Classifier, load_classifier, probabilities
+from fmnist.serving.classifier import probabilities
+from fmnist.serving.loading import Classifier, load_classifier
 from fmnist.training.data import CLASS_NAMES
 
-PLAIN = cli.config("train", [])
+PLAIN = checked("train", [])
 CACHE, FMNIST = PLAIN.finetune.cache, PLAIN.mlflow.registered_model  # FMNIST: what `best` names for a start
 
 
@@ -73,7 +74,7 @@ def score_zero_shot(clf: Classifier, photos: PhotoSet) -> list[float]:
 
 
 def run_recipe(overrides: list[str], train_dir: Path) -> tuple[Classifier, float]:
-    cfg = cli.config("finetune", [*overrides, f"photos={train_dir}", "mlflow.experiment=bench-finetune",
+    cfg = checked("finetune", [*overrides, f"photos={train_dir}", "mlflow.experiment=bench-finetune",
                           "finetune.registered_model=bench-finetune", "trainer.verbose=0"])
     start = time.perf_counter()
     run_id = finetune(cfg)

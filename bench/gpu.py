@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from fmnist import cli
+from fmnist.config.loading import checked
 from fmnist.training.data import load_splits
 from fmnist.training.fitting import fit, seed_everything
 from fmnist.training.model import build_model
@@ -97,7 +97,7 @@ class EpochTimes(keras.callbacks.Callback):
 
 
 def epoch_speed(name: str, overrides: list[str], args, peak: float) -> str:
-    cfg = cli.config("train", [*overrides, f"trainer.epochs={args.epochs}", "trainer.verbose=0",
+    cfg = checked("train", [*overrides, f"trainer.epochs={args.epochs}", "trainer.verbose=0",
                                "trainer.steps_per_execution=8"])
     splits = load_splits(subset=args.subset, seed=0)
     seed_everything(0)

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from sidebyside import arguments, compare  # bench/, beside this script
 
-from fmnist import cli
+from fmnist.config.loading import checked
 from fmnist.training.augment import WarpedBatches
 from fmnist.training.data import load_splits
 from fmnist.training.fitting import fit, seed_everything
@@ -43,7 +43,7 @@ class NumpyBatches(WarpedBatches):
 
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
-    cfg = cli.config("train", ["model.augment.flip=true", "model.augment.shift=0.05", "trainer.batch_size=128",
+    cfg = checked("train", ["model.augment.flip=true", "model.augment.shift=0.05", "trainer.batch_size=128",
                                f"trainer.epochs={args.epochs}", "trainer.verbose=0"])
     splits = load_splits(subset=args.subset, seed=0)
 

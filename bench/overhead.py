@@ -18,13 +18,13 @@ import keras
 import mlflow
 from sidebyside import arguments, compare  # bench/, beside this script
 
-from fmnist import cli
+from fmnist.config.loading import checked
 from fmnist.training.data import load_splits
 from fmnist.training.fitting import fit, seed_everything
 from fmnist.training.model import build_model
 from fmnist.training.tracking import EpochLogger
 
-SEED_FINAL = cli.config("train", ["experiment=seed_final"])
+SEED_FINAL = checked("train", ["experiment=seed_final"])
 
 
 def timed(train_once) -> float:

@@ -5,7 +5,7 @@
 Takes up to --photos images under PHOTOS_DIR (recursively, cycling if there are fewer),
 loads the model once (start-up is reported apart: it is paid once per command, not per
 photo), then times reading + preprocessing with the configured worker threads and the
-batched prediction. Extra arguments override fmnist/conf/predict.yaml (e.g. predict.workers=1).
+batched prediction. Extra arguments override conf/predict.yaml (e.g. predict.workers=1).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fmnist import cli
+from fmnist.config.loading import checked
 from fmnist.photos.predicting import Row, classify, collect, prepare_row
-from fmnist.photos.serving import load_keras
+from fmnist.serving.loading import load_keras
 
 
 def main() -> None:
@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("model", help="best | models:/NAME/VERSION | models:/NAME@ALIAS | runs:/ID/model | FILE.keras")
     parser.add_argument("photos", type=Path)
     parser.add_argument("--photos", dest="count", type=int, default=300, help="how many photos to time")
-    parser.add_argument("overrides", nargs="*", help="fmnist/conf/predict.yaml overrides")
+    parser.add_argument("overrides", nargs="*", help="conf/predict.yaml overrides")
     args = parser.parse_args()
-    cfg = cli.config("predict", [*args.overrides, f"images={args.photos}"])
+    cfg = checked("predict", [*args.overrides, f"images={args.photos}"])
     files = [r.file for r in collect(cfg.images, recursive=True) if not r.error]
     files = list(itertools.islice(itertools.cycle(files), args.count))
 

@@ -22,11 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fmnist import cli
 from fmnist.config import SIZE, PredictConfig
+from fmnist.config.loading import checked
+from fmnist.images.preprocess import prepare
+from fmnist.images.reading import read_image
 from fmnist.photos.predicting import is_image_name
-from fmnist.photos.preprocess import prepare, read_image
-from fmnist.photos.serving import load_keras, probabilities
+from fmnist.serving.classifier import probabilities
+from fmnist.serving.loading import load_keras
 from fmnist.training.data import CLASS_NAMES
 
 # The photos' README: folder -> Fashion-MNIST classes counted as correct; empty: no such class.
@@ -101,7 +103,7 @@ def main() -> None:
     parser.add_argument("photos", type=Path, help="folder of garment-type folders (../shared/real-photos)")
     parser.add_argument("overrides", nargs="*", help="conf/predict.yaml overrides, e.g. photo.floor=0.2")
     args = parser.parse_args()
-    cfg = cli.config("predict", [*args.overrides, f"images={args.photos}"])
+    cfg = checked("predict", [*args.overrides, f"images={args.photos}"])
     if cfg.mlflow.tracking_uri:
         import mlflow
 

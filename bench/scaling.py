@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from fmnist import cli  # noqa: E402
+from fmnist.config.loading import checked  # noqa: E402
 from fmnist.search.cluster import free_port  # noqa: E402
 from fmnist.search.distributed import Chief, worker_env  # noqa: E402
 
@@ -84,7 +84,7 @@ def oracle_round_trip(kind: str, trials: int, tmp: Path) -> tuple[float, float]:
     for name in ("a", "b", "c", "d"):
         hp.Float(name, 0.0, 1.0)
     oracle.update_space(hp)
-    cfg = cli.config("sweep", ["distributed.role=chief", f"distributed.address=127.0.0.1:{free_port()}"]).distributed
+    cfg = checked("sweep", ["distributed.role=chief", f"distributed.address=127.0.0.1:{free_port()}"]).distributed
     chief = Chief(oracle, cfg, {})
     threading.Thread(target=chief.serve, daemon=True).start()
     worker_env(cfg.model_copy(update={"role": "worker"}), "bench-worker")

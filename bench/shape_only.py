@@ -22,11 +22,12 @@ import numpy as np
 from augment_photos import arguments, labelled_photos, score, side_by_side, train_one
 from real_photos import ACCEPTED, photo_folders
 
-from fmnist import cli
-from fmnist.photos.preprocess import fill_holes, frame, garment_mask, read_image, shrink, to_input
+from fmnist.config.loading import checked
+from fmnist.images.preprocess import fill_holes, frame, garment_mask, shrink, to_input
+from fmnist.images.reading import read_image
 from fmnist.training.data import Splits
 
-AUG = cli.config("train", []).model.augment.model_copy(update={"flip": True, "shift": 0.05})
+AUG = checked("train", []).model.augment.model_copy(update={"flip": True, "shift": 0.05})
 
 
 def silhouettes(x: np.ndarray) -> np.ndarray:
@@ -37,7 +38,7 @@ def silhouettes(x: np.ndarray) -> np.ndarray:
 
 def photo_silhouettes(root: Path) -> np.ndarray:
     """Each labelled photo's garment mask, framed and resized as its model input is."""
-    cfg = cli.config("predict", [f"images={root}"])
+    cfg = checked("predict", [f"images={root}"])
     s, out = cfg.photo, []
     for folder, files in photo_folders(root).items():
         for path in files if ACCEPTED[folder] else []:

@@ -1,4 +1,4 @@
-"""Arrays into Keras' `fit` and `predict`, one way for every caller, on either backend.
+"""Arrays into Keras' `fit` and out of a model, one way for every caller, on either backend.
 
 On JAX the arrays are copied to the accelerator once, so each batch is sliced there rather
 than sent from the host; Keras batches and shuffles them.
@@ -38,11 +38,15 @@ def validation_data(x: np.ndarray, y: np.ndarray) -> Any:
     return dataset((x, y), INFERENCE_BATCH)
 
 
-def predict_inputs(x: np.ndarray, batch_size: int = INFERENCE_BATCH) -> dict[str, Any]:
-    """`predict`'s keyword arguments for `x`, in order."""
-    if keras.backend.backend() == "jax":
-        return {"x": x, "batch_size": batch_size}
-    return {"x": dataset((x,), batch_size)}
+def outputs(model: keras.Model, x: np.ndarray, batch_size: int = INFERENCE_BATCH) -> Any:
+    """`model`'s outputs for `x` in inference mode, as NumPy (a list for a model of several
+    outputs), by direct calls on slices rather than `predict`: no input pipeline at all, and
+    no per-model tf.function, whose traces for each trial's model TensorFlow reports as
+    "retracing" warnings."""
+    parts = [model(x[i: i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    if isinstance(parts[0], (list, tuple)):
+        return [np.concatenate([keras.ops.convert_to_numpy(p[k]) for p in parts]) for k in range(len(parts[0]))]
+    return np.concatenate([keras.ops.convert_to_numpy(p) for p in parts])
 
 
 def on_device(a: np.ndarray) -> Any:

@@ -1,8 +1,8 @@
 """The one way every entry point starts: compose with Hydra, validate, run, exit cleanly.
 
-The YAML lives inside the package (`fmnist/conf`, found as `pkg://fmnist.conf`), so an
-installed fmnist works from any folder; users add their own config folders with Hydra's
-`--config-dir DIR` or `hydra.searchpath=[file://DIR]`.
+What each command composes, and how, is fmnist.config.loading's (`COMMANDS`); this module
+adds what only a process started from the command line needs: Hydra's main, one `error:`
+line and an exit status for every expected failure, and a missing Keras backend named.
 """
 
 from __future__ import annotations
@@ -10,43 +10,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
 import hydra
 import yaml
-from hydra import compose as hydra_compose
-from hydra import initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
-from pydantic import BaseModel
 
-from fmnist.config import Config, PredictConfig, ReportCommand, validate
+from fmnist.config import validate
+from fmnist.config.loading import COMMANDS, CONF_MODULE, renamed
 from fmnist.errors import EXIT_USAGE, ConfigError, FmnistError
 
-CONF = "pkg://fmnist.conf"
 BACKENDS = ("tensorflow", "jax")  # the Keras backends fmnist runs on, each an extra of the package
-
-
-@dataclass(frozen=True)
-class Command:
-    """What a command composes: its top config file, the schema that checks it, and where
-    its `model=REF` goes (see `renamed`)."""
-
-    config_name: str
-    schema: type[BaseModel]
-    model_key: str | None = None
-
-
-COMMANDS = {
-    "train": Command("config", Config),
-    "sweep": Command("config", Config),
-    "finetune": Command("config", Config, "finetune.base"),
-    "predict": Command("predict", PredictConfig, "model.ref"),
-    "report": Command("report", ReportCommand, "model_ref"),
-}
 
 
 def entry(command: str, job: str) -> Callable[[], None]:
@@ -57,7 +33,7 @@ def entry(command: str, job: str) -> Callable[[], None]:
     c = COMMANDS[command]
     composing = Composing()
 
-    @hydra.main(config_path=CONF, config_name=c.config_name, version_base="1.3")
+    @hydra.main(config_path=f"pkg://{CONF_MODULE}", config_name=c.config_name, version_base="1.3")
     def hydra_main(cfg: DictConfig) -> None:
         composing.end()
         try:
@@ -138,26 +114,3 @@ def imported(module: str) -> ModuleType:
         print(f"error: backend: Keras' backend {e.name!r} is not installed: pip install 'fmnist[{e.name}]', or set "
               f"KERAS_BACKEND to one that is ({', '.join(BACKENDS)})", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-
-
-def renamed(argv: list[str], model_key: str | None) -> list[str]:
-    """`model=REF` -> `<model_key>=REF` for the commands that take a trained model: Hydra would
-    read `model=` as a choice in the conf/model/ group (the architectures train and sweep build)."""
-    if not model_key:
-        return argv
-    return [f"{model_key}={a.removeprefix('model=')}" if a.startswith("model=") else a for a in argv]
-
-
-def compose(command: str, overrides: list[str]) -> DictConfig:
-    """The raw config `python -m fmnist.<command> overrides...` would compose."""
-    c = COMMANDS[command]
-    if GlobalHydra.instance().is_initialized():  # inside a command: Hydra already has the config tree
-        return hydra_compose(c.config_name, overrides=renamed(overrides, c.model_key))
-    with initialize_config_module(config_module="fmnist.conf", version_base="1.3"):
-        return hydra_compose(c.config_name, overrides=renamed(overrides, c.model_key))
-
-
-def config(command: str, overrides: list[str]) -> Any:
-    """The checked config that command would run with (for benches and tests)."""
-    return validate(COMMANDS[command].schema, compose(command, overrides))
-

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install fmnist and its data on a fresh machine. Idempotent; `make` calls it.
-#   - Python packages: `pip install -e .[tensorflow,test]` into the active Python (use a venv if you like)
+#   - Python packages: `pip install -e .[tensorflow,test]` into the active Python (use a venv if you like),
+#     setuptools' default editable mode: it serves conf/ and experiments/ in place, so edits and new files show
 #   - Fashion-MNIST: Debian's dataset-fashion-mnist where apt exists, else the official download
 #   - PostgreSQL (Debian's postgresql) for scripts/tracking_server.sh and its test
 set -euo pipefail
@@ -14,6 +15,9 @@ if [ "$(uname -sm)" = "Linux x86_64" ] && "$PYTHON" -m pip show -q tensorflow 2>
   echo "setup: replacing TensorFlow's full build with its CPU-only build (tensorflow-cpu)"
   "$PYTHON" -m pip uninstall -q -y tensorflow
 fi
+# The editable install finds the named experiments where Hydra looks for them, in conf/, through this link.
+[ -d conf/experiment ] || { echo "setup: conf/experiment is not the link to experiments/ (a checkout without" \
+  "symlinks?): run git config core.symlinks true, then check the repository out again" >&2; exit 1; }
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[tensorflow,test]'
 
 MISSING=""

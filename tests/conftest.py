@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 # Twenty CC0 photos shipped with the tests (two per class folder), so no photo test skips on a
 # fresh clone; FMNIST_PHOTOS=DIR runs them on another folder of class subfolders.
-PHOTOS = Path(os.environ.get("FMNIST_PHOTOS", REPO / "tests" / "photos"))
+PHOTOS = Path(os.environ.get("FMNIST_PHOTOS", REPO / "tests" / "data" / "photos"))
 
 
 @contextmanager

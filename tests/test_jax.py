@@ -22,11 +22,11 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, NoTensorFlow())
 """
 SWEEP_WITHOUT_TENSORFLOW = HIDE_TENSORFLOW + """
-from fmnist import cli
 from fmnist.config import Config, validate
-from fmnist.search.sweeping import sweep
+from fmnist.config.loading import compose
+from fmnist.kinds import sweep
 
-code = sweep(validate(Config, cli.compose("train", ["experiment=quick", "data.subset=1500", "tuner.max_trials=2"])))
+code = sweep(validate(Config, compose("train", ["experiment=quick", "data.subset=1500", "tuner.max_trials=2"])))
 import keras
 print("RESULT", code, keras.backend.backend(), sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow"}))
 """

@@ -18,7 +18,7 @@ import keras
 import pytest
 
 from fmnist.config import TOKEN_ENV
-from tests.test_crafted_images import crafted_folder
+from tests.images.test_crafted_images import crafted_folder
 
 UNSET = "${oc.env:FMNIST_NO_SUCH_VARIABLE}"
 TAGGED = "# a YAML tag: loading it must run nothing\n!!python/object/apply:os.system ['touch pwned']\n"

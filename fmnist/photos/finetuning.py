@@ -1,10 +1,10 @@
-"""One fine-tuning run's record, shared by `fmnist.finetune` and the photo sweep's trials:
-the user's photos, the Fashion-MNIST start, training with everything it logs to MLflow,
-and registration against the holder of the alias on the same photos."""
+"""One fine-tuning run's record, shared by `fmnist.finetune` and the photo sweep's trials
+(fmnist/kinds/photos.py): the user's photos, the Fashion-MNIST start, training with
+everything it logs to MLflow, and registration against the holder of the alias on the same
+photos."""
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable
 
@@ -12,14 +12,15 @@ import keras
 import mlflow
 import numpy as np
 
-from fmnist.batches import predict_inputs
+from fmnist.batches import outputs
 from fmnist.config import Config
 from fmnist.errors import ConfigError, NoModelError
 from fmnist.photos.photoset import PhotoArrays, PhotoData, load_photo_data
-from fmnist.photos.serving import load_classifier, log_photo_model
 from fmnist.photos.transfer import for_inference, network, train_stages
 from fmnist.reports.photos import log_photo_reports
-from fmnist.search.registry import register_if_better
+from fmnist.search.registry import HolderScore, photo_holder_score, register_if_better
+from fmnist.serving.classifier import log_photo_model
+from fmnist.serving.loading import load_classifier
 from fmnist.training.fitting import accuracy, seed_everything
 from fmnist.training.tracking import EpochLogger, flatten, run_tags, use_store
 
@@ -59,7 +60,7 @@ def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
     seconds = time.perf_counter() - start
     check(history)
     model = for_inference(net, cfg)
-    probs = model.predict(**predict_inputs(a.x_val), verbose=0)
+    probs = outputs(model, a.x_val)
     train, val = accuracy(model, a.x_train, a.y_train), float(np.mean(probs.argmax(1) == a.y_val))
     summary = {"train_accuracy": train, "val_accuracy": val, "overfit_gap": train - val}
     mlflow.log_metrics({**summary, "train_seconds": seconds, "epoch_seconds": seconds / max(1, len(history["loss"]))},
@@ -84,28 +85,26 @@ def base_tags(cfg: Config) -> dict[str, str]:
     return tags
 
 
+def photo_tags(cfg: Config, data: PhotoData) -> dict[str, str]:
+    """What a registered photo model is tagged with besides its scores: the classes it answers
+    with, the photos it learnt from, and its Fashion-MNIST start (`base_tags`)."""
+    return {"classes": ",".join(data.classes), "photos": cfg.photos, **base_tags(cfg)}
+
+
+def holder_score(cfg: Config, data: PhotoData) -> HolderScore:
+    """How the holder of `finetune.registered_model`'s alias is measured: on these validation
+    photos, each prepared with the holder's own photo steps (else `cfg.photo`'s)."""
+    return photo_holder_score(cfg.finetune.registered_model, data.classes,
+                              lambda steps: data.validation(steps or cfg.photo)[:2])
+
+
 def register_photo_model(run_id: str, model_uri: str, cfg: Config, data: PhotoData,
                          val_accuracy: float) -> tuple[str, bool, float | None]:
     """The run's model as a new version of `finetune.registered_model`; the alias moves
     only if it beats the holder on these validation photos, each prepared as its model expects."""
-    name = cfg.finetune.registered_model
-
-    def holder_score(version: str) -> float | None:
-        try:
-            clf = load_classifier(f"models:/{name}/{version}", name)
-        except NoModelError as e:  # e.g. a pickled model from before models were logged as code
-            print(f"note: {e}: not comparable, the alias moves", file=sys.stderr)
-            return None
-        if clf.classes != data.classes:
-            print(f"note: models:/{name}/{version} has other classes ({', '.join(clf.classes)}): "
-                  "not comparable, the alias moves", file=sys.stderr)
-            return None
-        x, y, _ = data.validation(clf.photo or cfg.photo)
-        return accuracy(clf.model, x, y)
-
-    tags = {"val_accuracy": val_accuracy, "classes": ",".join(data.classes), "source_run": run_id,
-            "photos": cfg.photos, **base_tags(cfg)}
-    return register_if_better(model_uri, name, cfg.selection.alias, val_accuracy, tags, holder_score)
+    tags = {"val_accuracy": val_accuracy, "source_run": run_id, **photo_tags(cfg, data)}
+    return register_if_better(model_uri, cfg.finetune.registered_model, cfg.selection.alias, val_accuracy, tags,
+                              holder_score(cfg, data))
 
 
 def finetune(cfg: Config) -> str:

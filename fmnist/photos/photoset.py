@@ -21,7 +21,8 @@ import numpy as np
 from fmnist.config import Limits, PhotoSettings
 from fmnist.errors import DataError, ImageError
 from fmnist.files import atomic
-from fmnist.photos.preprocess import EXTENSIONS, prepare, read_image
+from fmnist.images.preprocess import prepare
+from fmnist.images.reading import EXTENSIONS, read_image
 
 # Bumped when the photo steps' code changes what they make, so old cache entries are not reused.
 STEPS_VERSION = 1

@@ -35,9 +35,11 @@ import pandas as pd
 from fmnist.config import PhotoSettings, PredictConfig
 from fmnist.errors import EXIT_FAILED, ImageError
 from fmnist.files import atomic
-from fmnist.photos.preprocess import EXTENSIONS, Photo, image_errors, prepare, read_image, reason
-from fmnist.photos.serving import answer, load_classifier, probabilities
+from fmnist.images.preprocess import prepare
+from fmnist.images.reading import EXTENSIONS, Photo, image_errors, read_image, reason
 from fmnist.reports.sheet import thumbnail, write_sheet
+from fmnist.serving.classifier import answer, probabilities
+from fmnist.serving.loading import load_classifier
 
 
 @dataclass

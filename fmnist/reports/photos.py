@@ -14,7 +14,7 @@ from PIL import Image
 
 from fmnist.config import Limits
 from fmnist.errors import ImageError
-from fmnist.photos.preprocess import read_image
+from fmnist.images.reading import read_image
 from fmnist.reports.confusion import write_confusion
 from fmnist.reports.curves import write_curves
 from fmnist.reports.mistakes import write_mistakes

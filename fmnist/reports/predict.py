@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from fmnist.batches import predict_inputs
+from fmnist.batches import outputs
 from fmnist.training.model import base_model
 
 
@@ -32,7 +32,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 2000) -> Output
     """Features of the trained network; probabilities of `model` itself, which for a
     mirror-averaged model costs one more pass."""
     base = base_model(model)
-    features, probs = with_features(base).predict(**predict_inputs(x, batch_size), verbose=0)
+    features, probs = outputs(with_features(base), x, batch_size)
     if base is not model:
-        probs = model.predict(**predict_inputs(x, batch_size), verbose=0)
+        probs = outputs(model, x, batch_size)
     return Outputs(np.asarray(probs), np.asarray(features).reshape(len(x), -1))

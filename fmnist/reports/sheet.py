@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from fmnist.config import PredictSettings
-from fmnist.photos.preprocess import Photo
+from fmnist.images.reading import Photo
 
 THUMB = 112  # photo and enlarged input are THUMB pixels square
 LABEL_H = 30

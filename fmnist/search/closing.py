@@ -1,5 +1,11 @@
-"""How a Fashion-MNIST sweep ends: the winner retrained longer, tested once, registered, and
-the closing table printed. Idempotent, so a resumed sweep that already registered skips it."""
+"""How every sweep ends, whatever its kind: the leaderboard, the winner (the best few trials
+promoted, the best of them retrained), registration against the alias holder, and the closing
+table. Idempotent, so a resumed sweep that already registered registers nothing again.
+
+One policy for every kind; what differs is the kind's (fmnist/search/kind.py): its data, how
+its trials train longer, whether it has a test set, what the registry gets and how its
+holder is measured. How many trials are promoted is config (`selection.promote`: the photo
+experiment sets 1, no promotion)."""
 
 from __future__ import annotations
 
@@ -8,95 +14,83 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from fmnist.config import Config
-from fmnist.photos.serving import log_photo_model
-from fmnist.reports import log_run_reports
-from fmnist.reports.predict import predict
-from fmnist.reports.source import load_history
 from fmnist.reports.sweep import typed
+from fmnist.search.kind import SweepKind
+from fmnist.search.leaderboard import leaderboard, rank_trials, trial_row
 from fmnist.search.promote import promote, train_longer
-from fmnist.search.registry import (
-    finish_comparison,
-    keras_holder_score,
-    leaderboard,
-    rank_trials,
-    register_if_better,
-    trial_row,
-)
+from fmnist.search.registry import finish_comparison, register_if_better
 from fmnist.search.tuning import format_hp
-from fmnist.training.data import Splits
-from fmnist.training.fitting import margin
-from fmnist.training.model import CUSTOM_OBJECTS
+
+SUMMARY = ("train_accuracy", "val_accuracy", "overfit_gap")  # what every run the registry may get logs
 
 
-def finalize(tuner, cfg: Config, parent: Run, splits: Splits) -> dict[str, Any] | None:
-    """Leaderboard; the winner: the best few trials promoted to longer runs, the best of them
-    retrained for `selection.retrain_epochs` (short trials find the settings, one long run,
-    its learning-rate schedule stretched over it, gets what they are worth); one test
-    evaluation; registration. Idempotent on resume."""
-    client = MlflowClient()
-    board, best, done = rank_trials(parent, cfg.selection.max_gap, cfg.report.enabled)
-    name = cfg.mlflow.registered_model  # a holder is measured on this sweep's validation images, as `model` was
-    holder_score = keras_holder_score(name, splits.x_val, splits.y_val)
-    if done or best is None:  # a closing that failed after registering is not registered twice, but compared
-        return best and {**best, "version": done, "moved": finish_comparison(name, cfg.selection.alias, done, holder_score)}
-    best = promote(tuner, cfg, board, splits) or best
-    source = best["run_id"]
-    if cfg.selection.retrain_epochs:
-        epochs = cfg.selection.epochs_at(mlflow.get_run(source).data.metrics.get("epoch_seconds"))
-        retrained = train_longer(tuner, cfg, best["trial_id"], splits, epochs, "final")
-        gap = mlflow.get_run(retrained).data.metrics["overfit_gap"]
-        if gap <= cfg.selection.max_gap:
-            source = retrained
-        else:
-            print(f"retrained model overfits (gap {gap:+.4f} > {cfg.selection.max_gap}); "
-                  f"registering trial {best['trial_id']}'s own model instead", flush=True)
-    model = mlflow.keras.load_model(f"runs:/{source}/model", custom_objects=CUSTOM_OBJECTS)
-    final = mlflow.get_run(source).data.metrics
-    metrics = {k: final[k] for k in ("train_accuracy", "val_accuracy", "overfit_gap")}
-    test = predict(model, splits.x_test)  # the one test evaluation; the full reports draw on it too
-    metrics["test_accuracy"] = test.accuracy(splits.y_test)
-    metrics["test_margin"] = margin(metrics["test_accuracy"], len(splits.y_test))
-    log_run_reports(model, splits, load_history(client, source), cfg.report, test, run_id=source)
+def finalize(kind: SweepKind, tuner, cfg: Config, parent: Run, data: Any) -> dict[str, Any] | None:
+    """Leaderboard; the winner: the best trial within `selection.max_gap`, or the best of the
+    few promoted to longer runs, retrained for `selection.retrain_epochs` (short trials find
+    the settings, one long run gets what they are worth: `winner`); registration as a version
+    of the kind's registered model, the alias moving only if it beats the holder measured on
+    the same validation images. A rerun after a closing that registered compares that version
+    if it was not compared yet (`finish_comparison`), and registers nothing."""
+    s = cfg.selection
+    board, best, done = rank_trials(parent, s.max_gap, cfg.report.enabled)
+    name, holder_score = kind.registered_model(cfg), kind.holder_score(cfg, data)
+    if done or best is None:
+        return best and {**best, "version": done, "moved": finish_comparison(name, s.alias, done, holder_score)}
+    best = promote(kind, tuner, cfg, board, data) or best
+    source = winner(kind, tuner, cfg, best, data)
+    logged = mlflow.get_run(source).data.metrics
+    registration = kind.registration(cfg, source, data)
+    metrics = {**{k: logged[k] for k in SUMMARY}, **registration.metrics}
     mlflow.log_metrics({f"best_{k}": v for k, v in metrics.items()})
     mlflow.set_tag("best_trial_id", best["trial_id"])
-    uri = log_photo_model(model, name="best_model")  # takes photos: serving and fmnist.predict
-    hparams = {k: v for k, v in best.items() if k.startswith("hp.")}
-    version, moved, _ = register_if_better(uri, name, cfg.selection.alias, metrics["val_accuracy"],
-                                           {**metrics, **hparams, "sweep": cfg.sweep.name, "trial_id": best["trial_id"],
-                                            "source_run": source}, holder_score)  # tags the parent `registered_version`
-    return {**best, **metrics, "version": version, "moved": moved}
+    tags = {**metrics, **{k: v for k, v in best.items() if k.startswith("hp.")}, **registration.tags,
+            "sweep": cfg.sweep.name, "trial_id": best["trial_id"], "source_run": source}
+    version, moved, held = register_if_better(registration.model_uri, name, s.alias, metrics["val_accuracy"], tags,
+                                              holder_score)  # tags the parent `registered_version`
+    return {**best, **metrics, "version": version, "moved": moved, "holder_val_accuracy": held}
 
 
-def report(rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minutes: float) -> None:
+def winner(kind: SweepKind, tuner, cfg: Config, best: dict[str, Any], data: Any) -> str:
+    """The run whose model is registered: `best`'s trial, or, with `selection.retrain_epochs`,
+    its settings retrained that long (fewer within `retrain_minutes`) as child run final-N. The
+    retrain wins unless it overfits (gap above `max_gap`, as no trial may) or is worse on
+    validation than the trial it retrains: a longer run is no better for being longer."""
+    s, trial = cfg.selection, best["run_id"]
+    if not s.retrain_epochs:
+        return trial
+    epochs = s.epochs_at(mlflow.get_run(trial).data.metrics.get("epoch_seconds"))
+    retrained = train_longer(kind, tuner, cfg, best["trial_id"], data, epochs, "final")
+    m = mlflow.get_run(retrained).data.metrics
+    print(f"retrained: val {m['val_accuracy']:.4f} gap {m['overfit_gap']:+.4f} "
+          f"(trial {best['trial_id']}: val {best['val_accuracy']:.4f})", flush=True)
+    why = (f"overfits (gap {m['overfit_gap']:+.4f} > {s.max_gap})" if m["overfit_gap"] > s.max_gap else
+           "is worse on validation" if m["val_accuracy"] < best["val_accuracy"] else "")
+    if why:
+        print(f"the retrained model {why}; registering trial {best['trial_id']}'s own model instead", flush=True)
+        return trial
+    return retrained
+
+
+def report(kind: SweepKind, rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minutes: float) -> None:
     """The closing table: top trials and where the registered model is."""
     rows = leaderboard(mlflow.get_run(parent_id)).to_dict("records")
     print(f"\nsweep {cfg.sweep.name!r}: {len(rows)} trials (parent run {parent_id})")
-    test = not cfg.photos  # photos have no test set: the validation photos are the check
-    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} " + ("   test  " if test else " ") + "hyperparameters")
+    print(f"{'trial':>5}  {'status':<9} {'val':>7} {'gap':>7} " + ("   test  " if kind.test_set else " ") +
+          "hyperparameters")
     for r in rows[:5]:
         hp = format_hp({k[3:]: typed(v) for k, v in trial_row(pd.Series(r)).items() if k.startswith("hp.")})
-        shown = f"{r['test_accuracy']:7.4f}  " if test else ""
+        shown = f"{r['test_accuracy']:7.4f}  " if kind.test_set else ""
         print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} {shown}{hp}")
         if isinstance(r["command"], str):
             print(f"{'':>7}{r['command']}")
-    name, alias = (cfg.finetune.registered_model if cfg.photos else cfg.mlflow.registered_model), cfg.selection.alias
+    name, alias = kind.registered_model(cfg), cfg.selection.alias
     print(f"sweep time: {minutes:.1f} min in all this run (data and photo preparation included)")
     if rows_best is None:
         print(f"no trial has overfit_gap <= {cfg.selection.max_gap}: nothing registered")
         return
     moved = {True: f"alias @{alias} moved to it", False: f"@{alias} stays on a better version",
              None: "registered earlier"}[rows_best["moved"]]
-    score = (f"validation accuracy {rows_best['val_accuracy']:.4f} on {cfg.validation or 'a split of ' + cfg.photos}"
-             if cfg.photos else test_score(rows_best))
     print(f"best trial {rows_best['trial_id']}: registered models:/{name}/{rows_best['version']} ({moved}); "
-          f"{score}; tracking: {mlflow.get_tracking_uri()}")
-
-
-def test_score(best: dict[str, Any]) -> str:
-    """The registered model's test accuracy and its 95% interval: 93.4 and 93.8 differ by
-    less than two intervals' half-widths on 10,000 images (a resumed sweep lacks the margin)."""
-    shown = f"test accuracy {best.get('test_accuracy', float('nan')):.4f}"
-    return shown + (f" ± {best['test_margin']:.4f} (95% interval)" if "test_margin" in best else "")
+          f"{kind.score(rows_best, cfg)}; tracking: {mlflow.get_tracking_uri()}")

@@ -1,7 +1,7 @@
 """The one module that touches keras-tuner's private API (`keras_tuner.src`, underscored names).
 
 Checked against keras-tuner 1.4.8 (the installed version when this was written; pyproject
-allows >=1.4.7,<1.5, and 1.4.7 was not at hand to check). tests/test_ktapi.py exercises every
+allows >=1.4.7,<1.5, and 1.4.7 was not at hand to check). tests/search/test_ktapi.py exercises every
 name here against whatever keras-tuner is installed and fails with "keras-tuner X changed ...;
 update fmnist/search/ktapi.py" when an upgrade breaks one; fix it here, nowhere else.
 

@@ -12,25 +12,25 @@ import mlflow
 import pandas as pd
 
 from fmnist.config import Config
-from fmnist.search.registry import trial_row
-from fmnist.search.tuning import SpaceHyperModel
-from fmnist.training.data import Splits
+from fmnist.search.kind import SweepKind
+from fmnist.search.leaderboard import trial_row
 
 
-def train_longer(tuner, cfg: Config, trial_id: str, splits: Splits, epochs: int, role: str) -> str:
-    """A trial's settings trained for `epochs` as a child run `<role>-<trial_id>` (its learning
-    rate schedule stretched over them), keeping the best epoch within `selection.max_gap`;
+def train_longer(kind: SweepKind, tuner, cfg: Config, trial_id: str, data: Any, epochs: int, role: str) -> str:
+    """A trial's settings trained for `epochs` as a child run `<role>-<trial_id>`, by the
+    kind's hypermodel for longer runs (`SweepKind.longer`: a Fashion-MNIST one stretches its
+    learning-rate schedule over them and keeps the best epoch within `selection.max_gap`);
     returns the run id."""
     hp = tuner.oracle.get_trial(trial_id).hyperparameters
     with mlflow.start_run(run_name=f"{role}-{trial_id}", nested=True, tags={"role": role, "trial_id_source": trial_id}):
         print(f"{role}: trial {trial_id}'s settings for {epochs} epochs", flush=True)
         keras.utils.set_random_seed(cfg.seed)
-        hypermodel = SpaceHyperModel(cfg, max_gap=cfg.selection.max_gap)
-        hypermodel.fit(hp, hypermodel.build(hp), splits, epochs=epochs)
+        hypermodel = kind.longer(cfg, data)
+        hypermodel.fit(hp, hypermodel.build(hp), data, epochs=epochs)
         return mlflow.active_run().info.run_id
 
 
-def promote(tuner, cfg: Config, board: pd.DataFrame, splits: Splits) -> dict[str, Any] | None:
+def promote(kind: SweepKind, tuner, cfg: Config, board: pd.DataFrame, data: Any) -> dict[str, Any] | None:
     """The eligible trial that is best after `promote_epochs`, or None when fewer than two
     trials are eligible (or promotion is off): then the short trials' best stands."""
     s = cfg.selection
@@ -41,7 +41,7 @@ def promote(tuner, cfg: Config, board: pd.DataFrame, splits: Splits) -> dict[str
     scored = []
     for _, row in top.iterrows():
         epochs = s.promote_epochs_at(mlflow.get_run(row["run_id"]).data.metrics.get("epoch_seconds"))
-        m = mlflow.get_run(train_longer(tuner, cfg, row["trial_id"], splits, epochs, "promote")).data.metrics
+        m = mlflow.get_run(train_longer(kind, tuner, cfg, row["trial_id"], data, epochs, "promote")).data.metrics
         print(f"promote: trial {row['trial_id']}: val {row['val_accuracy']:.4f} -> {m['val_accuracy']:.4f} "
               f"(gap {m['overfit_gap']:+.4f}) after {epochs} epochs", flush=True)
         scored.append((m["val_accuracy"] if m["overfit_gap"] <= s.max_gap else -1.0, trial_row(row)))

@@ -1,111 +1,31 @@
-"""The sweep's record in MLflow: its trials as a leaderboard, the winner, the registry alias.
-
-MLflow, not the tuner's memory, is the source of truth here, so a resumed sweep and a
-fresh one produce the same leaderboard.
+"""The Model Registry as a sweep or a fine-tuning run meets it: a new version, and the alias
+(`best`) moved to it only if it beats the version holding it, measured now on the same images
+as the newcomer (`register_if_better`, `settle`, `finish_comparison`); how a holder is
+measured, for either kind of model (`keras_holder_score`, `photo_holder_score`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any, Callable, Optional
 
 import mlflow
 import numpy as np
-import pandas as pd
-from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fmnist.config import PhotoSettings
 from fmnist.errors import NoModelError
-from fmnist.photos.serving import load_keras
-from fmnist.reports.sweep import log_sweep_reports
+from fmnist.serving.loading import Classifier, load_classifier
 from fmnist.training.fitting import accuracy
 
-SUMMARY = ("val_accuracy", "overfit_gap", "train_accuracy", "test_accuracy")
-
-
-def child_runs(client: MlflowClient, parent: Run, **tag_filter: str) -> list[Run]:
-    """Runs nested under `parent`, oldest first."""
-    extra = "".join(f" and tags.{k} = '{v}'" for k, v in tag_filter.items())
-    return client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'{extra}",
-        order_by=["attributes.start_time ASC"], max_results=10000,
-    )
-
-
-def close_interrupted(client: MlflowClient, parent: Run, **tag_filter: str) -> int:
-    """Child runs (matching `tag_filter`) left RUNNING by a killed process end as KILLED;
-    their trials run again."""
-    stale = [r for r in child_runs(client, parent, **tag_filter) if r.info.status == "RUNNING"]
-    for r in stale:
-        client.set_terminated(r.info.run_id, "KILLED")
-    return len(stale)
-
-
-def leaderboard(parent: Run) -> pd.DataFrame:
-    """One row per trial that ended (finished or failed), best validation accuracy first, with
-    the command that trains its settings again: MLflow's own query over the parent's children."""
-    runs = mlflow.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                              order_by=["attributes.start_time ASC"], max_results=10000)
-    col = lambda name: runs[name] if name in runs else pd.Series(math.nan, index=runs.index, dtype=object)  # noqa: E731
-    runs = runs[col("tags.trial_id").notna() & col("status").isin(["FINISHED", "FAILED"])]
-    finished = runs["status"] == "FINISHED"  # a failed trial's metrics are its last partial epoch's: no result
-    board = pd.DataFrame({
-        "trial_id": col("tags.trial_id"), "run_id": col("run_id"),
-        "status": col("tags.trial_status").fillna(col("status")),
-        **{k: col(f"metrics.{k}").astype(float).where(finished) for k in SUMMARY},
-        "seconds": (col("end_time") - col("start_time")).dt.total_seconds(),
-        "command": col("tags.command"),
-        **{f"hp.{c[7:]}": runs[c] for c in sorted(runs) if c.startswith("params.") and is_hyperparameter(c[7:])},
-    })
-    return board.sort_values("val_accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-
-
-def publish_leaderboard(parent: Run) -> pd.DataFrame:
-    """The leaderboard, logged to the active (parent) run as leaderboard.csv and .md."""
-    board = leaderboard(parent)
-    mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")
-    mlflow.log_text(as_markdown(board), "leaderboard.md")
-    return board
-
-
-def rank_trials(parent: Run, max_gap: float, draw: bool) -> tuple[pd.DataFrame, dict[str, Any] | None, str | None]:
-    """The sweep's end, either kind: the leaderboard published (and its plots drawn), the best
-    trial within `max_gap`, and the version a run of this sweep already registered (resume)."""
-    board = publish_leaderboard(parent)
-    if draw:
-        log_sweep_reports(board.assign(order=board["trial_id"].astype(int)).sort_values("order").to_dict("records"))
-    return board, best_eligible(board, max_gap), parent.data.tags.get("registered_version")
-
-
-def is_hyperparameter(param: str) -> bool:
-    """Trial params less keras-tuner's own (`tuner/epochs`) and what MLflow logs of a logged
-    pyfunc's config (`photo/size`, `classes`, `preprocess`)."""
-    return "/" not in param and param not in ("classes", "preprocess")
-
-
-def best_eligible(board: pd.DataFrame, max_gap: float) -> dict[str, Any] | None:
-    """Highest validation accuracy among finished trials that do not overfit."""
-    ok = board[(board["status"] == "COMPLETED") & (board["overfit_gap"] <= max_gap)]
-    return None if ok.empty else trial_row(ok.loc[ok["val_accuracy"].idxmax()])
-
-
-def trial_row(row: pd.Series) -> dict[str, Any]:
-    """A leaderboard row as a dict, less the hyperparameters this trial did not have."""
-    return {k: v for k, v in row.items() if not (k.startswith("hp.") and pd.isna(v))}
-
-
-def as_markdown(board: pd.DataFrame) -> str:
-    columns = [c for c in board if c not in ("run_id", "command")]
-    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else "" if v is None else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in board.to_dict("records")]
-    return "\n".join(lines) + "\n"
+# A version's score on the newcomer's images; None: not comparable (the alias moves).
+HolderScore = Callable[[str], Optional[float]]
 
 
 def alias_holder(client: MlflowClient, name: str, alias: str):
+    """The version `alias` points to; None: no version holds it (or no such model)."""
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -113,7 +33,7 @@ def alias_holder(client: MlflowClient, name: str, alias: str):
 
 
 def register_if_better(model_uri: str, name: str, alias: str, score: float, tags: dict[str, Any],
-                       holder_score: Callable[[str], Optional[float]]) -> tuple[str, bool, Optional[float]]:
+                       holder_score: HolderScore) -> tuple[str, bool, Optional[float]]:
     """Register a new version; move `alias` to it only if `score` beats the holder's score
     measured now, by `holder_score(version)`, on the same images as `score`: a number logged
     by another run on another split would not compare. None from it (say, other classes)
@@ -136,7 +56,7 @@ def register_if_better(model_uri: str, name: str, alias: str, score: float, tags
 
 
 def finish_comparison(name: str, alias: str, version: str,
-                      holder_score: Callable[[str], Optional[float]]) -> Optional[bool]:
+                      holder_score: HolderScore) -> Optional[bool]:
     """A rerun of a closing that registered `version` and failed before comparing it (it has
     no `compared_with` tag) compares it now, with the `val_accuracy` it was registered with;
     None when it was compared already: the alias moved then or not, and that stands."""
@@ -148,7 +68,7 @@ def finish_comparison(name: str, alias: str, version: str,
 
 
 def compare(client: MlflowClient, name: str, alias: str, version: str, score: float,
-            holder_score: Callable[[str], Optional[float]],
+            holder_score: HolderScore,
             scores: Optional[dict[str, Optional[float]]] = None) -> tuple[bool, Optional[float]]:
     """`settle`, then the scores kept on the version: (moved, the last holder's score)."""
     moved, scores, last = settle(client, name, alias, version, score, holder_score, scores)
@@ -156,7 +76,7 @@ def compare(client: MlflowClient, name: str, alias: str, version: str, score: fl
     return moved, scores.get(last)
 
 
-def comparable(name: str, holder_score: Callable[[str], Optional[float]]) -> Callable[[str], Optional[float]]:
+def comparable(name: str, holder_score: HolderScore) -> HolderScore:
     """`holder_score` where any failure to load or measure a holder (a Lambda layer that
     safe mode refuses, another input, a file gone from the store) is one warning line and
     None, not comparable: a broken holder would otherwise end every later sweep at its
@@ -175,7 +95,7 @@ def comparable(name: str, holder_score: Callable[[str], Optional[float]]) -> Cal
 
 
 def settle(client: MlflowClient, name: str, alias: str, version: str, score: float,
-           holder_score: Callable[[str], Optional[float]],
+           holder_score: HolderScore,
            scores: Optional[dict[str, Optional[float]]] = None) -> tuple[bool, dict[str, Optional[float]], str]:
     """Move `alias` to `version` unless its holder scores at least `score`, reading the alias
     again after scoring a holder and after each move: two sweeps that close at once each
@@ -202,21 +122,51 @@ def settle(client: MlflowClient, name: str, alias: str, version: str, score: flo
         client.set_registered_model_alias(name, alias, version)
 
 
-def keras_holder_score(name: str, x: np.ndarray, y: np.ndarray) -> Callable[[str], Optional[float]]:
-    """`holder_score` for a Fashion-MNIST sweep: a version's Keras model measured on the
-    challenger's validation images, as `fitting.accuracy` measured the challenger's own
-    val_accuracy. None (not comparable) for a model that cannot be loaded or takes other inputs."""
+class NotComparable(Exception):
+    """A holder that loads but cannot be measured on the newcomer's images (other inputs, other classes)."""
+
+
+def measured_on(name: str, images: Callable[[Classifier], tuple[np.ndarray, np.ndarray]]) -> HolderScore:
+    """`holder_score` that loads a version as `fmnist.predict` does (its classes and photo steps
+    with it) and measures it on `images(classifier)`, as the newcomer's `val_accuracy` was
+    measured. A version that cannot be loaded, or that `images` finds not comparable
+    (NotComparable), is one note and None: the alias moves."""
 
     def score(version: str) -> Optional[float]:
+        ref = f"models:/{name}/{version}"
         try:
-            model = load_keras(f"models:/{name}/{version}", name)
-        except NoModelError as e:
-            print(f"note: models:/{name}/{version}: {e}: not comparable, the alias moves", file=sys.stderr)
+            classifier = load_classifier(ref, name)
+            x, y = images(classifier)
+        except (NoModelError, NotComparable) as e:
+            print(f"note: {ref}: {str(e).removeprefix(ref + ': ')}: not comparable, the alias moves", file=sys.stderr)
             return None
-        if tuple(model.input_shape[1:]) != x.shape[1:]:
-            print(f"note: models:/{name}/{version} takes {model.input_shape[1:]} inputs, not {x.shape[1:]}: "
-                  "not comparable, the alias moves", file=sys.stderr)
-            return None
-        return accuracy(model, x, y)
+        return accuracy(classifier.model, x, y)
 
     return score
+
+
+def keras_holder_score(name: str, x: np.ndarray, y: np.ndarray) -> HolderScore:
+    """`holder_score` for a Fashion-MNIST sweep: a version's model on the challenger's
+    validation images `x` (fitting.accuracy measured the challenger's own val_accuracy on them)."""
+
+    def images(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
+        takes = tuple(classifier.model.input_shape[1:])
+        if takes != x.shape[1:]:
+            raise NotComparable(f"takes {takes} inputs, not {x.shape[1:]}")
+        return x, y
+
+    return measured_on(name, images)
+
+
+def photo_holder_score(name: str, classes: tuple[str, ...],
+                       validation: Callable[[Optional[PhotoSettings]], tuple[np.ndarray, np.ndarray]]) -> HolderScore:
+    """`holder_score` for a model of a user's photos (a photo sweep, `fmnist.finetune`): a
+    version with the same `classes`, on the same validation photos, each prepared with the
+    version's own photo steps (`validation(steps)`; None: a model that carries none)."""
+
+    def images(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
+        if classifier.classes != tuple(classes):
+            raise NotComparable(f"has other classes ({', '.join(classifier.classes)})")
+        return validation(classifier.photo)
+
+    return measured_on(name, images)

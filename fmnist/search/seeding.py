@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import keras_tuner as kt
 import mlflow
 import yaml
 from mlflow.exceptions import MlflowException
 
-from fmnist import cli
 from fmnist.config import Config, SearchParam
-from fmnist.search.paths import EACH, item, list_of, node
+from fmnist.config.paths import EACH, item, list_of, node
 
 
 def nearest(p: SearchParam, value: Any, snap: bool) -> Any:
@@ -121,13 +120,6 @@ def first_trials(space: dict[str, SearchParam], known: dict[str, Any]) -> list[d
     return first
 
 
-def known_configs(cfg: Config) -> dict[str, Any]:
-    """The configs a Fashion-MNIST sweep tries first: the registry's `best` version's (its
-    source run's config.yaml) and the original project's final model (experiment=seed_final)."""
-    return {f"{cfg.mlflow.registered_model}@{cfg.selection.alias}": registered_config(cfg),
-            "seed_final": cli.config("train", ["experiment=seed_final"]).model_dump()}
-
-
 def misfit(name: str, why: str) -> None:
     print(f"note: {name} does not fit the search space ({why}); not tried first", file=sys.stderr)
 
@@ -154,7 +146,10 @@ class Seeded:
     """Mixin for a keras-tuner oracle: trials 0..n-1 of a new sweep take `first`'s values, then
     the oracle's own choices. A resumed sweep has its trials already, so none is repeated."""
 
-    first: list[dict[str, Any]] = []
+    def __init__(self, *args: Any, first: Sequence[dict[str, Any]] = (), **kwargs: Any) -> None:
+        """`first`: the values of trials 0, 1, ... (`first_trials`); the rest is the oracle's."""
+        self.first = [dict(values) for values in first]
+        super().__init__(*args, **kwargs)
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         index = int(trial_id)

@@ -1,6 +1,6 @@
 """A search space at config paths -> keras-tuner hyperparameters -> a trial's config.
 
-Each entry of fmnist/conf/search/*.yaml sits at the config path it sets (`model.learning_rate`,
+Each entry of conf/search/*.yaml sits at the config path it sets (`model.learning_rate`,
 `trainer.batch_size`). At a list's path it sets the list's length (`model.conv_blocks`: blocks
 past the base model's copy its last one); `*` gives each item its own value, named by the
 item's path (`model.conv_blocks.1.filters`), or with `shared: true` one value for every item.
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import shlex
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Callable
 
 import keras_tuner as kt
 from pydantic import ValidationError
 
-from fmnist.config import SIZE, Config, SearchParam, candidates, input_side
-from fmnist.search.paths import EACH, changed, item, list_of, node, resize, set_path
+from fmnist.config import Config, SearchParam, candidates, input_side
+from fmnist.config.paths import EACH, changed, item, list_of, node, resize, set_path
 
 
 def declare(hp: kt.HyperParameters, name: str, p: SearchParam) -> Any:
@@ -91,13 +91,14 @@ def apply(tree: dict[str, Any], values: dict[str, Any]) -> None:
             set_path(tree, path, value)
 
 
-def trial_config(hp: kt.HyperParameters, cfg: Config) -> Config:
-    """The base config with this trial's values at their paths, validated once. A photo trial
-    that starts from Fashion-MNIST weights takes their input, the 28x28 fmnist look."""
+def trial_config(hp: kt.HyperParameters, cfg: Config,
+                 implied: Callable[[dict[str, Any]], None] = lambda tree: None) -> Config:
+    """The base config with this trial's values at their paths, and what they imply elsewhere
+    (`implied`, a kind's: a photo trial that starts from Fashion-MNIST weights takes their
+    input), validated once."""
     tree = cfg.model_dump()
     apply(tree, trial_values(hp, cfg.search, tree))
-    if tree["photos"] and tree["finetune"]["base"] != "none":
-        tree["photo"].update(input="fmnist", size=SIZE)
+    implied(tree)
     try:
         return Config.model_validate(tree, context=input_side(tree))
     except ValidationError as e:  # e.g. valid 5x5 convs in 3 blocks shrink 28x28 away
@@ -121,10 +122,10 @@ TRAINS = {"train": ("name", "seed", "data", "model", "trainer"),
           "finetune": ("name", "seed", "model", "trainer", "photos", "validation", "photo", "limits", "finetune")}
 
 
-def command(trial: Config, base: Config) -> str:
-    """The command line that trains `trial`'s settings again, as the plain config plus the
-    overrides that differ: the same model.yaml (weights differ by the trial's seed)."""
-    name = "finetune" if trial.photos else "train"
-    keep = set(TRAINS[name])
+def command(trial: Config, base: Config, program: str = "train") -> str:
+    """The command line, `python -m fmnist.<program>`, that trains `trial`'s settings again, as
+    the plain config plus the overrides that differ: the same model.yaml (weights differ by
+    the trial's seed)."""
+    keep = set(TRAINS[program])
     overrides = changed(trial.model_dump(include=keep), base.model_dump(include=keep))
-    return " ".join(["python", "-m", f"fmnist.{name}", *map(shlex.quote, overrides)])
+    return " ".join(["python", "-m", f"fmnist.{program}", *map(shlex.quote, overrides)])

@@ -1,6 +1,7 @@
-"""A sweep from start to end: the data, the parent run (new, or the interrupted one that
-rerunning the same command resumes), the search here or served to workers as a chief,
-then the sweep's closing (fmnist/search/closing.py, or the photo sweep's)."""
+"""A sweep from start to end, for any kind of sweep (fmnist/search/kind.py; the kinds are in
+fmnist/kinds/): the data, the parent run (new, or the interrupted one that rerunning the same
+command resumes), the search here or served to workers as a chief, then the sweep's closing
+(fmnist/search/closing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -20,8 +21,6 @@ from mlflow.tracking import MlflowClient
 from fmnist.config import Config
 from fmnist.errors import ConfigError, SweepError
 from fmnist.files import atomic
-from fmnist.photos.finetuning import photo_data
-from fmnist.photos.tuning import finalize_photos, usable_space
 from fmnist.search.closing import finalize, report
 from fmnist.search.cluster import follow_launcher, launch, limit_threads, worker_count
 from fmnist.search.distributed import (
@@ -30,12 +29,11 @@ from fmnist.search.distributed import (
     interrupt_on_sigterm,
 )
 from fmnist.search.fingerprint import fingerprint
-from fmnist.search.registry import close_interrupted
-from fmnist.search.seeding import first_trials, known_configs
+from fmnist.search.kind import SweepKind
+from fmnist.search.leaderboard import close_interrupted
 from fmnist.search.state import MARKER, claim, clear, saved_marker
 from fmnist.search.tuning import failure, make_tuner
 from fmnist.search.worker import work
-from fmnist.training.data import Splits, load_splits
 from fmnist.training.fitting import seed_everything
 from fmnist.training.tracking import flatten, run_tags, use_store
 
@@ -101,11 +99,11 @@ def new_parent(cfg: Config, state: Path) -> str:
     return run.info.run_id
 
 
-def search(tuner, cfg: Config, splits: Splits) -> None:
+def search(tuner, cfg: Config, data: Any) -> None:
     """Run the trials here or, as the chief, serve them to workers until all have ended."""
     if cfg.distributed.role != "chief":
         try:
-            tuner.search(splits, verbose=0)
+            tuner.search(data, verbose=0)
         except RuntimeError as e:
             give_up(tuner, e)
         return
@@ -130,16 +128,17 @@ def give_up(tuner, error: RuntimeError) -> None:
                      "sweep.trial_minutes) and rerun with sweep.fresh=true") from None
 
 
-def sweep(cfg: Config) -> int:
-    """The sweep, its state locked from before it is claimed or cleared until the end. A
-    worker's state is <name>-workers/<tuner_id>, not the chief's: it takes no lock."""
+def sweep(cfg: Config, kind: SweepKind) -> int:
+    """The sweep of `kind` (fmnist.kinds picks it for the config), its state locked from before
+    it is claimed or cleared until the end. A worker's state is <name>-workers/<tuner_id>, not
+    the chief's: it takes no lock."""
     if worker_count(cfg):
         return launch(cfg, sys.argv[1:])
     with nullcontext() if cfg.distributed.role == "worker" else locked(Path(cfg.sweep.dir), cfg.sweep.name):
-        return sweep_here(cfg)
+        return sweep_here(cfg, kind)
 
 
-def sweep_here(cfg: Config) -> int:
+def sweep_here(cfg: Config, kind: SweepKind) -> int:
     """Data, parent run, search (or the worker's part of it) and closing, in this process."""
     if cfg.distributed.role == "chief":  # before anything is loaded, opened or marked KILLED
         check_port(cfg.distributed.address)
@@ -148,34 +147,30 @@ def sweep_here(cfg: Config) -> int:
     start = time.perf_counter()
     limit_threads(cfg.distributed.threads)
     seed_everything(cfg.seed)
-    splits = photo_data(cfg) if cfg.photos else load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset,
-                                                               cfg.seed)
+    data = kind.data(cfg)
     use_store(cfg.mlflow)
-    if cfg.photos:  # the space, less any start no model in this store answers to
-        cfg = usable_space(cfg)
+    cfg = kind.usable(cfg)
     if cfg.distributed.role != "none":
         interrupt_on_sigterm()
         follow_launcher()
+    hypermodel = kind.hypermodel(cfg, data, cfg.sweep.trial_minutes)
     if cfg.distributed.role == "worker":
-        return work(cfg, splits)
+        return work(cfg, hypermodel, data)
     fresh = saved is None
     if fresh:  # our files only: keras-tuner's own overwrite would delete the whole folder
         clear(state)
+        first = kind.first_trials(cfg)
+        parent_id = new_parent(cfg, state)  # after the old state is cleared, marker included
     else:  # checks the config and store before keras-tuner reloads a state that does not match
-        parent_id = resumed_parent(cfg, state, saved)
-    first = [] if cfg.photos or not fresh else first_trials(cfg.search, known_configs(cfg))
-    tuner = make_tuner(cfg, cfg.sweep.dir, first=first)
-    if fresh:  # after the old state is cleared, marker included
-        parent_id = new_parent(cfg, state)
-    tuner.parent_id = parent_id
+        first, parent_id = [], resumed_parent(cfg, state, saved)
+    tuner = make_tuner(cfg, hypermodel, parent_id, cfg.sweep.dir, first=first)
     with mlflow.start_run(run_id=parent_id) as parent:
         try:
             killed = close_interrupted(MlflowClient(), parent)
             print(f"sweep {cfg.sweep.name!r} ({cfg.tuner.kind}): {'resumed' if not fresh else 'new'}, parent run "
                   f"{parent_id}" + (f"; {killed} interrupted trial run(s) marked KILLED" if killed else ""), flush=True)
-            search(tuner, cfg, splits)
-            close = finalize_photos if cfg.photos else lambda *a: finalize(tuner, *a)
-            best = close(cfg, mlflow.get_run(parent_id), splits)
+            search(tuner, cfg, data)
+            best = finalize(kind, tuner, cfg, mlflow.get_run(parent_id), data)
             minutes = (time.perf_counter() - start) / 60
             mlflow.log_metric("sweep_minutes", minutes)
         except KeyboardInterrupt:  # inside the `with`, which would end the parent FAILED: it is resumable
@@ -183,7 +178,7 @@ def sweep_here(cfg: Config) -> int:
                 mlflow.end_run("KILLED")
             print(f"\ninterrupted: rerun the same command to resume sweep {cfg.sweep.name!r}", file=sys.stderr)
             return 130
-    report(best, cfg, parent_id, minutes)
+    report(kind, best, cfg, parent_id, minutes)
     return 0
 
 

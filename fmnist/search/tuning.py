@@ -1,5 +1,6 @@
-"""keras-tuner glue: a HyperModel built from the YAML space, and tuners whose trials are
-nested MLflow runs.
+"""keras-tuner glue: the hypermodel every kind of sweep builds its trials with (a trial is a
+config: the base config with the space's values set), and tuners whose trials are nested
+MLflow runs.
 
 Each trial's child run is opened in `on_trial_begin` and closed in `on_trial_end`, the
 two hooks keras-tuner calls around every trial, whatever the tuner. Selection only ever
@@ -11,39 +12,38 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import keras_tuner as kt
 import mlflow
 
-from fmnist import cli
 from fmnist.config import Config
+from fmnist.config.loading import checked
+from fmnist.config.paths import EACH
 from fmnist.search import ktapi
-from fmnist.search.paths import EACH
-from fmnist.search.registry import close_interrupted
+from fmnist.search.leaderboard import close_interrupted
 from fmnist.search.seeding import Seeded
 from fmnist.search.space import command, params, trial_config
-from fmnist.training.callbacks import BestWithinGap, Pace
-from fmnist.training.data import Splits
-from fmnist.training.fitting import fit, log_results
-from fmnist.training.model import build_model
-from fmnist.training.tracking import EpochLogger
+from fmnist.training.callbacks import Pace
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
 
 class ConfigHyperModel(kt.HyperModel):
-    """A hypermodel whose trial is the base config with the space's values set. keras-tuner
-    builds it several times to discover the space (from `declare_hyperparameters` until the
-    search begins): then values are only declared, no model is built (`configure` answers
-    None), and a combination the config rejects ends nothing; in a trial it fails the trial."""
+    """A hypermodel whose trial is the base config with the space's values set; each kind of
+    sweep (fmnist/kinds/) builds and trains its own models from it. keras-tuner builds it
+    several times to discover the space (from `declare_hyperparameters` until the search
+    begins): then values are only declared, no model is built (`configure` answers None), and
+    a combination the config rejects ends nothing; in a trial it fails the trial. `program`:
+    the command whose line trains a trial's settings again (`python -m fmnist.<program>`).
+    `minutes` (sweep trials): a run projected to take longer is stopped and failed."""
 
     discovering = False
 
-    def __init__(self, cfg: Config, name: str) -> None:
+    def __init__(self, cfg: Config, name: str, program: str, minutes: float = 0) -> None:
         super().__init__(name=name)
-        self.cfg, self.trial = cfg, None
+        self.cfg, self.program, self.minutes, self.trial = cfg, program, minutes, None
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         self.discovering = True
@@ -51,77 +51,57 @@ class ConfigHyperModel(kt.HyperModel):
     def configure(self, hp: kt.HyperParameters) -> Config | None:
         """The trial's config, computed once per trial (`fit` logs it with the params)."""
         try:
-            self.trial = trial_config(hp, self.cfg)
+            self.trial = trial_config(hp, self.cfg, self.implied)
         except kt.errors.FailedTrialError:
             if not self.discovering:
                 raise
         return None if self.discovering else self.trial
 
+    def implied(self, tree: dict[str, Any]) -> None:
+        """What a trial's values imply elsewhere in its config tree, set before it is validated
+        (nothing, unless a kind says otherwise)."""
 
-class SpaceHyperModel(ConfigHyperModel):
-    """Builds a trial's model from its config (the base config with the space's values set);
-    `fit` trains it and logs params, the reproducing command, curves, summary metrics,
-    reports and the model to the child run. `minutes` (sweep trials): a run projected to
-    take longer is stopped and failed. `max_gap` (the retrain): the best epoch within that
-    gap is the one kept."""
+    def log_trial(self, hp: kt.HyperParameters, trial: Config) -> None:
+        """A trial's params at their config paths, the command that trains them again, and what
+        they expand to: the trial's model.yaml and whole config.yaml."""
+        mlflow.log_params(params(hp.values, trial))
+        mlflow.set_tag("command", command(trial, plain_config(), self.program))
+        mlflow.log_dict(trial.model.model_dump(), "model.yaml")
+        mlflow.log_dict(trial.model_dump(), "config.yaml")
 
-    def __init__(self, cfg: Config, minutes: float = 0, max_gap: float | None = None) -> None:
-        super().__init__(cfg, name="fmnist_space")
-        self.minutes, self.max_gap = minutes, max_gap
-        # t-SNE is most of a report's cost: a sweep draws it for the registered model only.
-        self.report = cfg.report.model_copy(update={"embeddings": cfg.report.embeddings and cfg.report.trial_embeddings})
+    def pace(self, epochs: int) -> Pace | None:
+        """The callback that stops a run of `epochs` projected to take longer than `minutes`."""
+        return Pace(self.minutes, epochs) if self.minutes else None
 
-    def build(self, hp: kt.HyperParameters) -> keras.Model | None:
-        trial = self.configure(hp)
-        return trial and build_model(trial.model)
-
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
-        trial = self.trial
-        epochs, initial = kwargs.get("epochs", trial.trainer.epochs), kwargs.get("initial_epoch", 0)  # Hyperband's
-        pace = Pace(self.minutes, epochs - initial) if self.minutes else None
-        # every fifth training image: a fixed, roughly class-balanced sample for the gap
-        keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
-        extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
-        log_trial(hp, trial)
-        start = time.perf_counter()
-        history = fit(model, splits, trial.trainer, [*(callbacks or []), *extra], epochs=epochs,
-                      initial_epoch=initial, aug=trial.model.augment)
-        if not all(math.isfinite(v) for v in history.history.get("loss", [])):
+    def check(self, losses: list[float], pace: Pace | None) -> None:
+        """A trial whose training diverged, or was stopped as too slow, fails (before its results
+        would be logged as a finished trial's)."""
+        if not all(math.isfinite(v) for v in losses):
             raise kt.errors.FailedTrialError("loss diverged (not finite)")
         if pace and pace.projected:
             raise kt.errors.FailedTrialError(f"too slow: {pace.projected / 60:.1f} min projected, "
                                              f"over sweep.trial_minutes={self.minutes:g}")
-        # What one epoch of these settings costs: the retrain sizes itself by it.
-        timing = {"epoch_seconds": (time.perf_counter() - start) / max(1, len(history.epoch))}
-        summary = log_results(model, splits, history, self.report, trial.model.augment, **timing,
-                              **({"kept_epoch": keep.kept_epoch + 1} if keep else {}))
-        return {"val_accuracy": summary["val_accuracy"]}
-
-
-def log_trial(hp: kt.HyperParameters, trial: Config) -> None:
-    """A trial's params at their config paths, the command that trains them again, and what
-    they expand to: the trial's model.yaml and whole config.yaml."""
-    mlflow.log_params(params(hp.values, trial))
-    mlflow.set_tag("command", command(trial, plain_config()))
-    mlflow.log_dict(trial.model.model_dump(), "model.yaml")
-    mlflow.log_dict(trial.model_dump(), "config.yaml")
 
 
 @functools.cache
 def plain_config() -> Config:
-    """The config with no overrides: what a reproducing command starts from."""
-    return cli.config("train", [])
+    """The config with no overrides: what a reproducing command starts from (train and
+    finetune compose the same config)."""
+    return checked("train", [])
 
 
 class Tracked:
     """Mixin for any keras-tuner Tuner: one MLflow child run of `parent_id` and two progress
     lines per trial, in a single process or on a distributed sweep's worker alike."""
 
-    sweep_cfg: Config
-    parent_id: str
-    started: float
     run_id: str | None = None
     _trial_start: float
+
+    def __init__(self, *args: Any, sweep_cfg: Config, parent_id: str, **kwargs: Any) -> None:
+        """`sweep_cfg`: the sweep's config (its seed, name and time limit); `parent_id`: the
+        MLflow run the trials log under. The rest is the keras-tuner tuner's."""
+        self.sweep_cfg, self.parent_id, self.started = sweep_cfg, parent_id, time.perf_counter()
+        super().__init__(*args, **kwargs)
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
@@ -229,37 +209,25 @@ class SeededBayesianOracle(Seeded, kt.oracles.BayesianOptimizationOracle):
     pass
 
 
-def hypermodel(cfg: Config) -> kt.HyperModel:
-    """Fashion-MNIST trials from the named space, or photo trials from config paths."""
-    if not cfg.photos:
-        return SpaceHyperModel(cfg, cfg.sweep.trial_minutes)
-    from fmnist.photos.photoset import scan
-    from fmnist.photos.tuning import PhotoHyperModel
-
-    return PhotoHyperModel(cfg, len(scan(cfg.photos).classes), cfg.sweep.trial_minutes)
-
-
-def make_tuner(cfg: Config, directory: str, parent_id: str = "",
-               project: str | None = None, first: list[dict[str, Any]] | None = None) -> kt.Tuner:
-    """The configured tuner, its state under `directory/project` (sweep.name by default: what
-    makes resume work), reloaded where the folder holds one; never keras-tuner's overwrite, which
-    deletes the whole folder (a fresh start clears only the sweep's files: fmnist/search/state.py).
-    Its trials log as children of the MLflow run `parent_id`. `first`:
-    the values of the first trials (fmnist.search.seeding), then the oracle's own choices,
-    all drawn from `seed`, so the same command tries the same settings in the same order."""
+def make_tuner(cfg: Config, hypermodel: ConfigHyperModel, parent_id: str, directory: str,
+               project: str | None = None, first: Sequence[dict[str, Any]] = ()) -> kt.Tuner:
+    """The configured tuner of `hypermodel`'s trials (the sweep's kind made it), its state under
+    `directory/project` (sweep.name by default: what makes resume work), reloaded where the
+    folder holds one; never keras-tuner's overwrite, which deletes the whole folder (a fresh
+    start clears only the sweep's files: fmnist/search/state.py). Its trials log as children
+    of the MLflow run `parent_id`. `first`: the values of the first trials
+    (fmnist.search.seeding), then the oracle's own choices, all drawn from `seed`, so the
+    same command tries the same settings in the same order."""
     t = cfg.tuner
     failures = max(3, getattr(t, "max_trials", 3))
-    common = dict(hypermodel=hypermodel(cfg), executions_per_trial=t.executions_per_trial, directory=directory,
-                  project_name=project or cfg.sweep.name, overwrite=False)
+    common = dict(hypermodel=hypermodel, executions_per_trial=t.executions_per_trial, directory=directory,
+                  project_name=project or cfg.sweep.name, overwrite=False, sweep_cfg=cfg, parent_id=parent_id)
     if t.kind == "hyperband":
-        tuner = TrackedHyperband(objective=OBJECTIVE, max_epochs=t.max_epochs, factor=t.factor, seed=cfg.seed,
-                                 hyperband_iterations=t.iterations, max_consecutive_failed_trials=failures, **common)
-    else:
-        oracle = (SeededRandomOracle(OBJECTIVE, t.max_trials, seed=cfg.seed, max_consecutive_failed_trials=failures)
-                  if t.kind == "random" else
-                  SeededBayesianOracle(OBJECTIVE, t.max_trials, num_initial_points=t.initial_points, seed=cfg.seed,
-                                       max_consecutive_failed_trials=failures))
-        oracle.first = list(first or [])
-        tuner = TrackedTuner(oracle=oracle, **common)
-    tuner.sweep_cfg, tuner.parent_id, tuner.started = cfg, parent_id, time.perf_counter()
-    return tuner
+        return TrackedHyperband(objective=OBJECTIVE, max_epochs=t.max_epochs, factor=t.factor, seed=cfg.seed,
+                                hyperband_iterations=t.iterations, max_consecutive_failed_trials=failures, **common)
+    oracle = (SeededRandomOracle(OBJECTIVE, t.max_trials, seed=cfg.seed, max_consecutive_failed_trials=failures,
+                                 first=first)
+              if t.kind == "random" else
+              SeededBayesianOracle(OBJECTIVE, t.max_trials, num_initial_points=t.initial_points, seed=cfg.seed,
+                                   max_consecutive_failed_trials=failures, first=first))
+    return TrackedTuner(oracle=oracle, **common)

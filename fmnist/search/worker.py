@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 import mlflow
@@ -19,8 +20,7 @@ from fmnist.search import ktapi
 from fmnist.search.distributed import Heartbeat, default_tuner_id, ignore_signals, worker_env
 from fmnist.search.fingerprint import fingerprint
 from fmnist.search.state import claim, clear
-from fmnist.search.tuning import make_tuner
-from fmnist.training.data import Splits
+from fmnist.search.tuning import ConfigHyperModel, make_tuner
 
 
 def check_chief(cfg: Config, info: dict[str, str]) -> None:
@@ -64,8 +64,9 @@ def own_state(cfg: Config, tuner_id: str) -> Path:
     return folder
 
 
-def work(cfg: Config, splits: Splits) -> int:
-    """role=worker: run the trials the chief hands out, as child runs of its parent run."""
+def work(cfg: Config, hypermodel: ConfigHyperModel, data: Any) -> int:
+    """role=worker: run the trials the chief hands out (`hypermodel`'s, on `data`: the sweep's
+    kind made both), as child runs of its parent run."""
     tuner_id, tuner = cfg.distributed.tuner_id or default_tuner_id(), None
     folder = own_state(cfg, tuner_id)  # before joining: a worker turned away here never held a trial
     beat = Heartbeat(cfg.distributed, tuner_id,
@@ -74,11 +75,11 @@ def work(cfg: Config, splits: Splits) -> int:
     beat.start()  # from here on the chief hears this worker, however long the set-up below takes
     check_chief(cfg, info)
     worker_env(cfg.distributed, tuner_id)
-    tuner = make_tuner(cfg, str(folder.parent), parent_id=info["parent_run_id"], project=tuner_id)
+    tuner = make_tuner(cfg, hypermodel, info["parent_run_id"], str(folder.parent), project=tuner_id)
     ktapi.use_channel(tuner.oracle, beat.channel)  # its calls carry the token and this process's identity
     print(f"{tuner_id}: joined the chief at {cfg.distributed.address}; parent run {info['parent_run_id']}", flush=True)
     try:
-        tuner.search(splits, verbose=0)
+        tuner.search(data, verbose=0)
     except KeyboardInterrupt:
         ignore_signals()
         end_runs()

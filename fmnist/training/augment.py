@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, ops
 
 from fmnist.config import SIZE, Augment
-from fmnist.photos.preprocess import frame
+from fmnist.images.preprocess import frame
 
 
 class RandomShift(layers.Layer):
@@ -82,7 +82,7 @@ def zoom(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.nd
 
 def perspective(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Half of the images seen from another angle: each corner moved by up to `fraction` of
-    the side, then framed again as a photo is (`fmnist.photos.preprocess.frame`: cropped to the
+    the side, then framed again as a photo is (`fmnist.images.preprocess.frame`: cropped to the
     garment, longest side filling the frame, centred). Real photos are flat-lays and hangers
     shot at an angle, with sleeves spread and pairs of shoes seen from above; this is the
     augmentation that moved real-photo accuracy most (docs/predict.md)."""

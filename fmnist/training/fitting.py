@@ -9,7 +9,7 @@ import keras
 import mlflow
 import numpy as np
 
-from fmnist.batches import fit_inputs, predict_inputs, validation_data
+from fmnist.batches import fit_inputs, outputs, validation_data
 from fmnist.config import Augment, ReportConfig, TrainerConfig
 from fmnist.reports import log_run_reports
 from fmnist.reports.predict import Outputs, predict
@@ -62,8 +62,8 @@ def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy in inference mode (dropout off), unlike Keras' running training average;
-    by `predict`, so an uncompiled (mirror-averaged) model is measured the same way."""
-    return float(np.mean(model.predict(**predict_inputs(x), verbose=0).argmax(1) == y))
+    by direct calls (`batches.outputs`), so an uncompiled (mirror-averaged) model is measured the same way."""
+    return float(np.mean(outputs(model, x).argmax(1) == y))
 
 
 def margin(p: float, n: int) -> float:

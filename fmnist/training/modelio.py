@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import packages_distributions, version
 
 import keras
@@ -15,8 +16,8 @@ def requirements(*extra: str) -> list[str]:
     The backend is the one this process trains with (a JAX machine need not have TensorFlow),
     named by the distribution that installed it (`tensorflow-cpu` provides `tensorflow`)."""
     backend = keras.backend.backend()
-    installed = packages_distributions().get(backend, [backend])
-    return [f"{p}=={version(p)}" for p in ("keras", installed[0], "numpy", *extra)]
+    installed = re.sub(r"[-_.]+", "-", packages_distributions().get(backend, [backend])[0]).lower()  # PEP 503 name
+    return [f"{p}=={version(p)}" for p in ("keras", installed, "numpy", *extra)]
 
 
 def log_keras_model(model: keras.Model, example: np.ndarray, name: str = "model") -> str:
