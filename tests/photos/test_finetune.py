@@ -116,6 +116,7 @@ def test_finetune_from_a_fashion_mnist_model_and_the_alias_compares_on_the_same_
     assert holder == ("2" if challenger > held else "1")
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_a_folder_with_one_class_is_one_line_and_exit_1(tmp_path):
     one = make_folder(tmp_path / "one", classes=("shoes",))
     out = subprocess.run([sys.executable, "-m", "fmnist.finetune", f"photos={one}", "model=none"],
@@ -126,6 +127,7 @@ def test_a_folder_with_one_class_is_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing logged
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_empty_class_one_photo_class_and_unreadable_photos_each_get_a_line(store, folder, tmp_path, capsys):
     (folder / "hat").mkdir()  # empty: skipped
     (folder / "skirt").mkdir()

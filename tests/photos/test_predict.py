@@ -102,6 +102,7 @@ def run_cli(args: list[str], store: Store, cwd: Path) -> subprocess.CompletedPro
                           cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_command_classifies_good_photos_and_names_each_bad_input(store, images, tmp_path):
     missing = tmp_path / "no-such-photo.jpg"
     out = run_cli([f"model=runs:/{store.run_id}/model", f"images=[{images},{images / 'empty'},{missing}]",
@@ -149,6 +150,7 @@ def test_no_image_classified_exits_1(store, images):
     assert predict(checked("predict", ["model=best", f"images={images / 'zero.jpg'}"])) == 1
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_no_registered_model_says_to_run_the_sweep(images, tmp_path):
     empty = f"mlflow.tracking_uri=sqlite:///{tmp_path / 'empty.db'}"
     out = subprocess.run([sys.executable, "-m", "fmnist.predict", "model=best", f"images={images}", empty],
@@ -188,6 +190,7 @@ class Booby(mlflow.pyfunc.PythonModel):
         return model_input
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_a_pickled_model_is_refused_and_writes_nothing(store, images, tmp_path):
     target = tmp_path / "pwned.txt"
     with tempfile.TemporaryDirectory() as tmp:  # a PhotoClassifier's artifacts and config: only the pickle differs
@@ -379,6 +382,7 @@ def test_a_model_with_a_lambda_layer_is_refused_by_every_reference(store, tmp_pa
             load_classifier(ref, "fmnist-lambda")
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_a_model_of_another_input_shape_is_one_model_line(store, images, tmp_path):
     x = keras.Input((32, 32, 3))
     keras.Model(x, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x))).save(tmp_path / "rgb.keras")

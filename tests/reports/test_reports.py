@@ -76,6 +76,7 @@ def assert_png(path: Path, min_side: int = 200, max_side: int = 4000) -> np.ndar
     return image
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_every_report_is_logged_as_png_with_its_data(trained):
     for name in PNGS:
         assert_png(trained.reports / name)
@@ -162,6 +163,7 @@ def test_a_failing_report_warns_and_tags_but_does_not_fail_the_run(trained, caps
     assert "warning: reports not logged:" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_report_command_regenerates_a_runs_reports(trained):
     """`python -m fmnist.report run=ID` redraws deleted reports, the same as before."""
     before = (trained.reports / "confusion.json").read_text()

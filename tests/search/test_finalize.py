@@ -27,6 +27,8 @@ from fmnist.search.tuning import ConfigHyperModel, make_tuner
 NAME = "scripted"
 RATES = (0.001, 0.002, 0.003)  # trial i has learning rate RATES[i] (the first trials, in order)
 
+pytestmark = pytest.mark.slow  # each test a real keras-tuner search logged to MLflow: ~8 s
+
 
 class ScriptedHyperModel(ConfigHyperModel):
     """Logs, as a trial's run would, the (val_accuracy, overfit_gap) scripted for its learning rate."""

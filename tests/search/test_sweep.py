@@ -216,6 +216,7 @@ def test_a_retrain_within_max_gap_is_what_gets_registered(store):
     assert v1.tags["source_run"] == final[0].info.run_id, "a retrain within max_gap is what gets registered"
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
     run_sweep("sweep.name=slow", "tuner.max_trials=2", "sweep.trial_minutes=0.0001",
               space={"trainer.batch_size": {"type": "fixed", "value": 16}})  # enough batches to measure the pace
@@ -239,6 +240,7 @@ def test_hyperband_continues_augmented_trials_from_their_checkpoints(store):
     assert continued and all(t["status"] == "COMPLETED" for t in continued)
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_no_trial_starts_after_search_minutes(store):
     run_sweep("sweep.name=timeup", "tuner.max_trials=3", "sweep.search_minutes=0.0001")
     client = MlflowClient()
@@ -271,6 +273,7 @@ def test_the_printed_command_trains_the_best_trials_model_again(store, capsys):
     assert model_yaml(rerun.info.run_id) == model_yaml(best["run_id"])
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_a_second_process_on_a_held_sweep_name_is_one_line_and_deletes_nothing(tmp_path):
     """While one process holds sweep `held` (this one, by the sweep's own lock), a fresh start
     of the same name is turned away before keras-tuner could clear the first one's state."""

@@ -105,6 +105,7 @@ def test_missing_file_in_explicit_dir(tmp_path, monkeypatch):
         data.load_arrays()
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_cli_reports_missing_data_in_one_line(tmp_path):
     import subprocess
     import sys

@@ -24,6 +24,7 @@ def run_id(store) -> str:
     return train(validate(Config, compose("train", OVERRIDES)))
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_run_has_params_curves_and_summary(run_id):
     client = MlflowClient()
     run = client.get_run(run_id)
@@ -38,6 +39,7 @@ def test_run_has_params_curves_and_summary(run_id):
     assert "config.yaml" in [a.path for a in client.list_artifacts(run_id)]
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_logged_model_reproduces_test_accuracy(run_id):
     model = mlflow.keras.load_model(f"runs:/{run_id}/model")
     s = load_splits(subset=2000, seed=7)
@@ -45,6 +47,7 @@ def test_logged_model_reproduces_test_accuracy(run_id):
     assert acc == pytest.approx(mlflow.get_run(run_id).data.metrics["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
 def test_same_seed_same_metrics(store):
     cfg = validate(Config, compose("train", OVERRIDES))
     a, b = (mlflow.get_run(train(cfg)).data.metrics for _ in range(2))
