@@ -1,6 +1,6 @@
 # The two commands a new user needs: `make sweep` (the main job) and `make test`.
 # Both install everything first (packages and data); ARGS passes Hydra overrides or pytest flags.
-# `make test` is the fast tier (tests not marked slow, under 3 minutes); `make test-all` runs every test, as CI does.
+# `make test` is the fast tier (tests not marked slow, about 3 minutes); `make test-all` runs every test, as CI does.
 PYTHON ?= python3
 ARGS ?=
 
