@@ -24,6 +24,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
+from fmnist.batches import outputs
 from fmnist.config import Limits, Mode, PhotoSettings, from_yaml, packaged
 from fmnist.errors import ImageError
 from fmnist.images.preprocess import blank, prepare
@@ -50,12 +51,12 @@ SIGNATURE = ModelSignature(
 
 
 def probabilities(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(N, H, W) gray or (N, H, W, 3) colour inputs -> (N, classes) softmax rows. A direct
-    call, not `predict`: no tf.data pipeline to set up, which matters for a handful of photos."""
+    """(N, H, W) gray or (N, H, W, 3) colour inputs -> (N, classes) softmax rows, by direct
+    calls (`batches.outputs`): no input pipeline to set up, which matters for a handful of photos."""
     inputs = inputs[..., None] if inputs.ndim == 3 else inputs
-    out = [keras.ops.convert_to_numpy(model(inputs[i: i + batch_size], training=False))
-           for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+    if not len(inputs):
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return outputs(model, inputs, batch_size)
 
 
 class PhotoClassifier(mlflow.pyfunc.PythonModel):
