@@ -16,6 +16,7 @@ seed gives the same order.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -24,11 +25,16 @@ import numpy as np
 INFERENCE_BATCH = 1024  # validation and prediction: no gradients, so large batches are cheap
 
 
-def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> dict[str, Any]:
-    """`fit`'s keyword arguments for training on `x`, `y`: reshuffled every epoch from `seed`."""
+def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, parts: int = 1) -> dict[str, Any]:
+    """`fit`'s keyword arguments for training on `x`, `y`: reshuffled every epoch from `seed`.
+    `parts` > 1: each Keras epoch is that fraction of an epoch (a pruned sweep's rungs end
+    between passes); on TensorFlow the parts of a pass are disjoint, the dataset running on
+    across Keras epochs; on JAX each part is a fresh random draw of that many batches."""
+    steps = {"steps_per_epoch": math.ceil(len(x) / batch_size / parts)} if parts > 1 else {}
     if keras.backend.backend() == "jax":
-        return {"x": on_device(x), "y": on_device(y), "batch_size": batch_size}
-    return {"x": dataset((x, y), batch_size, seed), "shuffle": False}  # the dataset shuffles itself
+        return {"x": on_device(x), "y": on_device(y), "batch_size": batch_size, **steps}
+    # the dataset shuffles itself
+    return {"x": dataset((x, y), batch_size, seed, repeat=parts > 1), "shuffle": False, **steps}
 
 
 def validation_data(x: np.ndarray, y: np.ndarray) -> Any:
@@ -54,8 +60,9 @@ def on_device(a: np.ndarray) -> Any:
     return keras.ops.convert_to_tensor(a.astype(np.int32) if a.dtype == np.int64 else a)
 
 
-def dataset(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int | None = None) -> Any:
-    """Batches of `arrays` (one element: a batch of it alone), shuffled when a `seed` is given."""
+def dataset(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int | None = None, repeat: bool = False) -> Any:
+    """Batches of `arrays` (one element: a batch of it alone), shuffled when a `seed` is given;
+    `repeat`: pass after pass without end (Keras counts `steps_per_epoch` batches an epoch)."""
     import tensorflow as tf
 
     with tf.device("/cpu:0"):  # tf.data runs on the host: arrays on a GPU would come back for every batch
@@ -63,6 +70,8 @@ def dataset(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int | None = 
     order = tf.data.Dataset.range(len(arrays[0]))
     if seed is not None:
         order = order.shuffle(len(arrays[0]), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        order = order.repeat()
     def gather(i):  # noqa: ANN001, ANN202 - a batch of indices -> the batch (of x alone: not a 1-tuple)
         batch = tuple(tf.gather(t, i) for t in tensors)
         return batch if len(batch) > 1 else batch[0]

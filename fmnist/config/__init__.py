@@ -24,6 +24,7 @@ from fmnist.config.sweep import (
     ClusterConfig,
     Config,
     DistributedConfig,
+    PrunerConfig,
     SelectionConfig,
     SweepConfig,
     TunerConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "SIZE", "TOKEN_ENV", "Augment", "ClusterConfig", "Config", "ConvBlock", "DataConfig", "DenseLayer",
     "DistributedConfig", "FinetuneConfig", "Limits", "Look", "MlflowConfig", "Mode", "ModelConfig", "ModelRef",
     "PhotoAugment", "PhotoSettings", "PredictConfig", "PredictSettings", "ReportCommand", "ReportConfig",
-    "SearchParam", "SelectionConfig", "SweepConfig", "TrainConfig", "TrainerConfig", "TunerConfig", "candidates",
+    "PrunerConfig", "SearchParam", "SelectionConfig", "SweepConfig", "TrainConfig", "TrainerConfig", "TunerConfig",
+    "candidates",
     "from_yaml", "input_side", "packaged", "validate",
 ]

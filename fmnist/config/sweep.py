@@ -45,6 +45,56 @@ class HyperbandTuner(Strict):
 TunerConfig = Annotated[Union[RandomTuner, BayesianTuner, HyperbandTuner], Field(discriminator="kind")]
 
 
+class PrunerConfig(Strict):
+    """How a trial can stop early (conf/pruner/). `asha`: asynchronous successive halving over
+    `rungs`, epochs of training counted in passes over the training images (0.25: a quarter of
+    them, once). Every trial trains towards the last rung; at each earlier rung it goes on only
+    if its validation accuracy is in the best 1/`eta` of the trials that reached that rung so far
+    (the first trial at a rung always goes on). `none`: every trial trains `trainer.epochs`."""
+
+    kind: Literal["asha", "none"]
+    eta: int = Field(ge=2, le=10, description="1/eta of the trials at a rung go on to the next")
+    rungs: list[float] = Field(min_length=1, max_length=8, description="epochs at each rung, rising; the "
+                               "last is a trial's whole length")
+
+    @field_validator("rungs")
+    @classmethod
+    def _rising(cls, rungs: list[float]) -> list[float]:
+        if any(r <= 0 for r in rungs) or any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
+            raise ValueError(f"{rungs}: must rise from above 0 (epochs at each rung, e.g. [0.25, 1, 3, 9])")
+        if rungs[-1] != round(rungs[-1]):
+            raise ValueError(f"{rungs}: the last rung is a trial's trainer.epochs: a whole number of epochs")
+        if parts_per_epoch(rungs) is None:
+            raise ValueError(f"{rungs}: each rung must be a whole number of 1/{MAX_PARTS}ths of an epoch at most "
+                             "(e.g. 0.25, 0.5, 1, 3)")
+        return rungs
+
+    @property
+    def active(self) -> bool:
+        return self.kind == "asha"
+
+    @property
+    def parts(self) -> int:
+        """Parts each epoch is trained in, so that every rung falls at the end of one."""
+        return parts_per_epoch(self.rungs) if self.active else 1
+
+    @property
+    def rung_steps(self) -> list[int]:
+        """Each rung as a count of parts trained (Keras epochs of `1/parts` of the images)."""
+        return [round(r * self.parts) for r in self.rungs]
+
+
+MAX_PARTS = 8
+
+
+def parts_per_epoch(rungs: list[float]) -> int | None:
+    """The fewest parts an epoch splits into so that every rung ends a part; None past MAX_PARTS."""
+    for parts in range(1, MAX_PARTS + 1):
+        if all(abs(r * parts - round(r * parts)) < 1e-9 for r in rungs):
+            return parts
+    return None
+
+
 def plain(name: str, parent: str) -> str:
     """A name that is one folder under `parent`, never `..`, `.`, a path or a hidden name."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
@@ -179,6 +229,7 @@ class Config(TrainConfig):
     finetune: FinetuneConfig
     search: Space
     tuner: TunerConfig
+    pruner: PrunerConfig
     sweep: SweepConfig
     selection: SelectionConfig
     distributed: DistributedConfig
@@ -197,6 +248,11 @@ class Config(TrainConfig):
         check_space(self, self.search)
         if self.tuner.kind == "hyperband" and "trainer.epochs" in self.search:
             raise ValueError("search.trainer.epochs: Hyperband sets epochs itself (tuner.max_epochs); remove it")
+        if self.pruner.active and self.tuner.kind == "hyperband":
+            raise ValueError("tuner.kind=hyperband: Hyperband halves trials itself; add pruner=none")
+        if self.pruner.active and "trainer.epochs" in self.search:
+            raise ValueError(f"search.trainer.epochs: the pruner's rungs set a trial's epochs (pruner.rungs="
+                             f"{self.pruner.rungs}); remove it ('~search.trainer.epochs') or add pruner=none")
         if self.cluster.workers not in (0, "auto") and self.distributed.role != "none":
             raise ValueError("cluster.workers starts its own chief and workers; leave distributed.role at none")
         return self

@@ -22,9 +22,9 @@ from fmnist.search.registry import HolderScore, keras_holder_score
 from fmnist.search.seeding import first_trials, registered_config
 from fmnist.search.tuning import ConfigHyperModel
 from fmnist.serving.classifier import log_photo_model
-from fmnist.training.callbacks import BestWithinGap
+from fmnist.training.callbacks import BestWithinGap, Rungs
 from fmnist.training.data import Splits, load_splits
-from fmnist.training.fitting import fit, log_results, margin
+from fmnist.training.fitting import fit, log_results, margin, per_epoch
 from fmnist.training.model import CUSTOM_OBJECTS, build_model
 from fmnist.training.tracking import EpochLogger
 
@@ -35,8 +35,8 @@ class SpaceHyperModel(ConfigHyperModel):
     reports and the model to the child run. `max_gap` (promotion, the retrain): the best
     epoch within that gap is the one kept."""
 
-    def __init__(self, cfg: Config, minutes: float = 0, max_gap: float | None = None) -> None:
-        super().__init__(cfg, name="fmnist_space", program="train", minutes=minutes)
+    def __init__(self, cfg: Config, minutes: float = 0, max_gap: float | None = None, pruned: bool = False) -> None:
+        super().__init__(cfg, name="fmnist_space", program="train", minutes=minutes, pruned=pruned)
         self.max_gap = max_gap
         # t-SNE is most of a report's cost: a sweep draws it for the registered model only.
         self.report = cfg.report.model_copy(update={"embeddings": cfg.report.embeddings and cfg.report.trial_embeddings})
@@ -46,6 +46,8 @@ class SpaceHyperModel(ConfigHyperModel):
         return trial and build_model(trial.model)
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None, **kwargs: Any):
+        if self.pruned:
+            return self.fit_rungs(hp, model, splits, callbacks)
         trial = self.trial
         epochs, initial = kwargs.get("epochs", trial.trainer.epochs), kwargs.get("initial_epoch", 0)  # Hyperband's
         pace = self.pace(epochs - initial)
@@ -61,6 +63,32 @@ class SpaceHyperModel(ConfigHyperModel):
         timing = {"epoch_seconds": (time.perf_counter() - start) / max(1, len(history.epoch))}
         summary = log_results(model, splits, history, self.report, trial.model.augment, **timing,
                               **({"kept_epoch": keep.kept_epoch + 1} if keep else {}))
+        return {"val_accuracy": summary["val_accuracy"]}
+
+    def fit_rungs(self, hp: kt.HyperParameters, model: keras.Model, splits: Splits, callbacks=None):
+        """A trial through the pruner's rungs: trained in Keras epochs of 1/parts of the images,
+        validated and reported at each rung. Stopped at one (pruned, or too slow for the next), it
+        logs its curve so far, the rung and its validation accuracy there, and nothing a finished
+        trial adds (train and test accuracy, reports, the model): a first look costs seconds."""
+        trial, pruner = self.trial, self.cfg.pruner
+        steps = pruner.rung_steps
+        pace = self.pace(steps[-1], rungs=steps)
+        rungs = Rungs(splits.x_val, splits.y_val, steps, self.reporter, pace)
+        extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, [pace])]
+        self.log_trial(hp, trial)
+        start = time.perf_counter()
+        history = fit(model, splits, trial.trainer, [rungs, *(callbacks or []), *extra], epochs=pruner.rungs[-1],
+                      aug=trial.model.augment, parts=pruner.parts)
+        self.check(history.history.get("loss", []), pace)
+        epochs = len(history.epoch) / pruner.parts
+        timing = {"epoch_seconds": (time.perf_counter() - start) / max(epochs, 1e-9), "rung": rungs.reached}
+        if rungs.pruned or rungs.capped:
+            self.outcome = {"status": "PRUNED", "pruned_by": "rung" if rungs.pruned else "time"}
+            mlflow.set_tags({"pruned": "true", "pruned_by": self.outcome["pruned_by"]})
+            mlflow.log_metrics({"val_accuracy": rungs.value, "epochs_run": epochs, **timing}, step=len(history.epoch))
+            return {"val_accuracy": rungs.value}
+        summary = log_results(model, splits, per_epoch(history, pruner.parts), self.report, trial.model.augment,
+                              **timing)
         return {"val_accuracy": summary["val_accuracy"]}
 
 
@@ -82,7 +110,7 @@ class FashionKind(SweepKind):
         return load_splits(cfg.data.dir, cfg.data.val_fraction, cfg.data.subset, cfg.seed)
 
     def hypermodel(self, cfg: Config, data: Splits, minutes: float) -> SpaceHyperModel:
-        return SpaceHyperModel(cfg, minutes)
+        return SpaceHyperModel(cfg, minutes, pruned=True)
 
     def longer(self, cfg: Config, data: Splits) -> SpaceHyperModel:
         """Keeps the best epoch within `selection.max_gap`: a long run can overfit by its end,

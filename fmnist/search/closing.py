@@ -81,11 +81,13 @@ def report(kind: SweepKind, rows_best: dict[str, Any] | None, cfg: Config, paren
           "hyperparameters")
     for r in rows[:5]:
         hp = format_hp({k[3:]: typed(v) for k, v in trial_row(pd.Series(r)).items() if k.startswith("hp.")})
-        shown = f"{r['test_accuracy']:7.4f}  " if kind.test_set else ""
-        print(f"{r['trial_id']:>5}  {r['status']:<9} {r['val_accuracy']:7.4f} {r['overfit_gap']:+7.4f} {shown}{hp}")
+        shown = f"{number(r['test_accuracy'], '7.4f')}  " if kind.test_set else ""
+        print(f"{r['trial_id']:>5}  {r['status']:<9} {number(r['val_accuracy'], '7.4f')} "
+              f"{number(r['overfit_gap'], '+7.4f')} {shown}{hp}")
         if isinstance(r["command"], str):
             print(f"{'':>7}{r['command']}")
     name, alias = kind.registered_model(cfg), cfg.selection.alias
+    print(fidelity(rows))
     print(f"sweep time: {minutes:.1f} min in all this run (data and photo preparation included)")
     if rows_best is None:
         print(f"no trial has overfit_gap <= {cfg.selection.max_gap}: nothing registered")
@@ -94,3 +96,20 @@ def report(kind: SweepKind, rows_best: dict[str, Any] | None, cfg: Config, paren
              None: "registered earlier"}[rows_best["moved"]]
     print(f"best trial {rows_best['trial_id']}: registered models:/{name}/{rows_best['version']} ({moved}); "
           f"{kind.score(rows_best, cfg)}; tracking: {mlflow.get_tracking_uri()}")
+
+
+def number(value: Any, spec: str) -> str:
+    """A metric as the table shows it; blank where the trial has none (pruned, skipped, failed)."""
+    width = int(spec.lstrip("+").split(".")[0])
+    return " " * width if value is None or value != value else format(value, spec)
+
+
+def fidelity(rows: list[dict[str, Any]]) -> str:
+    """How the search spent its trials: settings trained at each rung, pruned, skipped, failed."""
+    statuses = pd.Series([r["status"] for r in rows], dtype=object)
+    rungs = pd.Series([r.get("rung") for r in rows], dtype=float).dropna()
+    reached = ", ".join(f"rung {k}: {int((rungs >= k).sum())}" for k in range(int(rungs.max()) + 1)) \
+        if len(rungs) else "no rungs"
+    counts = ", ".join(f"{int((statuses == s).sum())} {s.lower()}" for s in ("COMPLETED", "PRUNED", "SKIPPED", "FAILED")
+                       if (statuses == s).any())
+    return f"trials: {counts}; reached {reached}"

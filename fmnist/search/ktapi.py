@@ -36,7 +36,8 @@ except ImportError as e:  # a loud, actionable message for the chief and the tes
     raise ImportError(changed(f"its private modules ({e})")) from e
 
 __all__ = ["OracleServicer", "Trial", "TrialStatus", "changed", "hyperband_trials", "local_oracle", "protos",
-           "quiet_failed_trials", "requeue", "retry_queue", "silence_condition_print", "use_channel"]
+           "quiet_failed_trials", "random_values", "requeue", "retry_queue", "silence_condition_print", "tried",
+           "use_channel"]
 
 
 def _no_print(*args, **kwargs) -> None:
@@ -105,3 +106,16 @@ def use_channel(client, channel) -> None:
     channel in `__init__` and calls its `stub` attribute, with no hook for call metadata; its
     channel connects lazily, so replacing the stub before the first call leaves it unused."""
     client.stub = protos.get_service_grpc().OracleStub(channel)
+
+
+def tried(oracle: kt.Oracle, values: dict) -> bool:
+    """Whether a trial with these values was already created (the oracle hashes the values of
+    every trial it hands out into its private `_tried_so_far`). The random oracle never repeats
+    one; the Bayesian oracle's model can propose one again."""
+    return oracle._compute_values_hash(values) in oracle._tried_so_far
+
+
+def random_values(oracle: kt.Oracle) -> dict | None:
+    """Random values no trial has had yet, from the oracle's own seeded draws; None when its
+    private `_random_values` gives up (the space is used up)."""
+    return oracle._random_values()

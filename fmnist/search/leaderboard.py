@@ -39,8 +39,9 @@ def close_interrupted(client: MlflowClient, parent: Run, **tag_filter: str) -> i
 
 
 def leaderboard(parent: Run) -> pd.DataFrame:
-    """One row per trial that ended (finished or failed), best validation accuracy first, with
-    the command that trains its settings again: MLflow's own query over the parent's children."""
+    """One row per trial that ended (finished, pruned, skipped or failed), best validation
+    accuracy first (a pruned trial's is at the rung where it stopped), with the command that
+    trains its settings again: MLflow's own query over the parent's children."""
     runs = mlflow.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                               order_by=["attributes.start_time ASC"], max_results=10000)
     col = lambda name: runs[name] if name in runs else pd.Series(math.nan, index=runs.index, dtype=object)  # noqa: E731
@@ -50,6 +51,9 @@ def leaderboard(parent: Run) -> pd.DataFrame:
         "trial_id": col("tags.trial_id"), "run_id": col("run_id"),
         "status": col("tags.trial_status").fillna(col("status")),
         **{k: col(f"metrics.{k}").astype(float).where(finished) for k in SUMMARY},
+        # a pruned sweep's fidelity: the last rung reached, the epochs trained, the value at the first rung
+        "rung": col("metrics.rung").astype(float), "epochs": col("metrics.epochs_run").astype(float),
+        "first_val": col("metrics.val_rung_0").astype(float),
         "seconds": (col("end_time") - col("start_time")).dt.total_seconds(),
         "command": col("tags.command"),
         **{f"hp.{c[7:]}": runs[c] for c in sorted(runs) if c.startswith("params.") and is_hyperparameter(c[7:])},

@@ -38,9 +38,17 @@ def promote(kind: SweepKind, tuner, cfg: Config, board: pd.DataFrame, data: Any)
     top = eligible.nlargest(s.promote, "val_accuracy", keep="first")
     if s.promote < 2 or len(top) < 2:
         return None
+    # Equal terms: every candidate trains the same epochs, as many as the slowest one's share of
+    # promote_minutes allows (each trial reached the same last rung, or trained the same epochs).
+    paces = [mlflow.get_run(row["run_id"]).data.metrics.get("epoch_seconds") for _, row in top.iterrows()]
+    epochs = min(s.promote_epochs_at(pace) for pace in paces)
+    trained = max(float(row.get("epochs", 0) or 0) for _, row in top.iterrows())
+    if epochs <= trained:  # a promotion no longer than the trials compares nothing new
+        print(f"promote: {epochs} epochs fit in selection.promote_minutes, no more than the trials' {trained:g}: "
+              "the trials' own ranking stands", flush=True)
+        return None
     scored = []
     for _, row in top.iterrows():
-        epochs = s.promote_epochs_at(mlflow.get_run(row["run_id"]).data.metrics.get("epoch_seconds"))
         m = mlflow.get_run(train_longer(kind, tuner, cfg, row["trial_id"], data, epochs, "promote")).data.metrics
         print(f"promote: trial {row['trial_id']}: val {row['val_accuracy']:.4f} -> {m['val_accuracy']:.4f} "
               f"(gap {m['overfit_gap']:+.4f}) after {epochs} epochs", flush=True)

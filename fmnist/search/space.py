@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from fmnist.config import Config, SearchParam, candidates, input_side
 from fmnist.config.paths import EACH, changed, item, list_of, node, resize, set_path
+from fmnist.search.oracle import NOT_TRAINED
 
 
 def declare(hp: kt.HyperParameters, name: str, p: SearchParam) -> Any:
@@ -29,12 +30,31 @@ def declare(hp: kt.HyperParameters, name: str, p: SearchParam) -> Any:
     if p.type == "int":
         return hp.Int(name, int(p.min), int(p.max), step=int(p.step or 1))
     if p.type == "float":
-        return hp.Float(name, p.min, p.max, step=p.step)
+        return stepped(hp.Float(name, p.min, p.max, step=p.step), p)
     if p.type == "log_float":
         return hp.Float(name, p.min, p.max, sampling="log")
     if p.type == "boolean":
         return hp.Boolean(name)
     return hp.Fixed(name, p.value)
+
+
+def stepped(value: float | None, p: SearchParam) -> float | None:
+    """A stepped float as the space writes it: keras-tuner makes `min + k * step` in binary
+    floating point (0.30000000000000004 for 0.0 + 3 * 0.1); rounded to the digits of `min` and
+    `step`, the params, the config and the reproducing command read 0.3."""
+    if value is None or not p.step:
+        return value
+    digits = max(decimals(p.min), decimals(p.step))
+    return round(value, digits)
+
+
+def decimals(x: float) -> int:
+    """Digits after the point in the shortest repr of `x` (1e-05 has 5)."""
+    text = repr(float(x))
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return max(0, len(mantissa.partition(".")[2].rstrip("0")) - int(exponent))
+    return len(text.partition(".")[2].rstrip("0"))
 
 
 def counts(space: dict[str, SearchParam], tree: dict[str, Any], path: str) -> list[int]:
@@ -103,17 +123,18 @@ def trial_config(hp: kt.HyperParameters, cfg: Config,
         return Config.model_validate(tree, context=input_side(tree))
     except ValidationError as e:  # e.g. valid 5x5 convs in 3 blocks shrink 28x28 away
         msg = e.errors()[0]["msg"].removeprefix("Value error, ")
-        raise kt.errors.FailedTrialError(f"invalid config: {msg}") from None
+        raise kt.errors.FailedTrialError(f"{NOT_TRAINED}invalid config: {msg}") from None
 
 
 def params(values: dict[str, Any], trial: Config) -> dict[str, Any]:
     """A trial's hyperparameters as MLflow params: a shared `*` value under each item's path."""
     tree, out = trial.model_dump(), {}
     for path, value in values.items():
-        if EACH in path:
-            out.update({item(path, i): value for i in range(len(node(tree, list_of(path))))})
+        if EACH in path:  # floats as the config holds them (`stepped`), not keras-tuner's binary sums
+            out.update({item(path, i): node(tree, item(path, i)) if isinstance(value, float) else value
+                        for i in range(len(node(tree, list_of(path))))})
         elif not path.startswith("tuner/"):  # Hyperband's bookkeeping
-            out[path] = value
+            out[path] = node(tree, path) if isinstance(value, float) else value
     return out
 
 

@@ -106,6 +106,9 @@ def search(tuner, cfg: Config, data: Any) -> None:
             tuner.search(data, verbose=0)
         except RuntimeError as e:
             give_up(tuner, e)
+        trials = list(tuner.oracle.trials.values())
+        if trials and not any(t.status == "COMPLETED" for t in trials):  # all skipped, or a ceiling under 3
+            give_up(tuner, RuntimeError("consecutive failures"))
         return
     tuner.oracle.verbose = 0  # the chief prints its own lines
     tuner.save()
@@ -121,7 +124,7 @@ def give_up(tuner, error: RuntimeError) -> None:
         raise error
     trials = list(tuner.oracle.trials.values())
     failed = [t for t in trials if t.status == "FAILED"]
-    in_a_row = tuner.oracle.max_consecutive_failed_trials
+    in_a_row = getattr(tuner.oracle, "failure_limit", tuner.oracle.max_consecutive_failed_trials)
     which = "every trial failed" if len(failed) == len(trials) else f"{in_a_row} trials in a row failed"
     last = failure(failed[-1]) if failed else "no reason recorded"
     raise SweepError(f"{which}, so the search stopped; the last one: {last}. Fix the cause (the search space, "

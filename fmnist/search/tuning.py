@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import keras_tuner as kt
@@ -23,6 +23,8 @@ from fmnist.config.loading import checked
 from fmnist.config.paths import EACH
 from fmnist.search import ktapi
 from fmnist.search.leaderboard import close_interrupted
+from fmnist.search.oracle import NOT_TRAINED, Scheduled, skipped_reason
+from fmnist.search.pruning import make_pruner
 from fmnist.search.seeding import Seeded
 from fmnist.search.space import command, params, trial_config
 from fmnist.training.callbacks import Pace
@@ -41,9 +43,14 @@ class ConfigHyperModel(kt.HyperModel):
 
     discovering = False
 
-    def __init__(self, cfg: Config, name: str, program: str, minutes: float = 0) -> None:
+    def __init__(self, cfg: Config, name: str, program: str, minutes: float = 0, pruned: bool = False) -> None:
+        """`pruned`: trials train through the pruner's rungs (cfg.pruner), reporting at each
+        (`reporter`, which the tuner sets for each trial) and stopping when told."""
         super().__init__(name=name)
         self.cfg, self.program, self.minutes, self.trial = cfg, program, minutes, None
+        self.pruned = pruned and cfg.pruner.active
+        self.reporter: Callable[[int, float], bool] = lambda step, value: True
+        self.outcome: dict[str, Any] = {}  # how the last trial ended early, for its run's tags
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         self.discovering = True
@@ -55,6 +62,9 @@ class ConfigHyperModel(kt.HyperModel):
         except kt.errors.FailedTrialError:
             if not self.discovering:
                 raise
+        if self.pruned and self.trial is not None:  # the last rung is the trial's length, as its command says
+            trainer = self.trial.trainer.model_copy(update={"epochs": round(self.cfg.pruner.rungs[-1])})
+            self.trial = self.trial.model_copy(update={"trainer": trainer})
         return None if self.discovering else self.trial
 
     def implied(self, tree: dict[str, Any]) -> None:
@@ -69,9 +79,10 @@ class ConfigHyperModel(kt.HyperModel):
         mlflow.log_dict(trial.model.model_dump(), "model.yaml")
         mlflow.log_dict(trial.model_dump(), "config.yaml")
 
-    def pace(self, epochs: int) -> Pace | None:
-        """The callback that stops a run of `epochs` projected to take longer than `minutes`."""
-        return Pace(self.minutes, epochs) if self.minutes else None
+    def pace(self, epochs: int, rungs: list[int] | None = None) -> Pace | None:
+        """The callback that stops a run of `epochs` projected to take longer than `minutes`
+        (with `rungs`, caps it at the last rung it can reach in time)."""
+        return Pace(self.minutes, epochs, rungs=rungs) if self.minutes else None
 
     def check(self, losses: list[float], pace: Pace | None) -> None:
         """A trial whose training diverged, or was stopped as too slow, fails (before its results
@@ -79,7 +90,7 @@ class ConfigHyperModel(kt.HyperModel):
         if not all(math.isfinite(v) for v in losses):
             raise kt.errors.FailedTrialError("loss diverged (not finite)")
         if pace and pace.projected:
-            raise kt.errors.FailedTrialError(f"too slow: {pace.projected / 60:.1f} min projected, "
+            raise kt.errors.FailedTrialError(f"{NOT_TRAINED}too slow: {pace.projected / 60:.1f} min projected, "
                                              f"over sweep.trial_minutes={self.minutes:g}")
 
 
@@ -121,18 +132,29 @@ class Tracked:
                                        tags={"trial_id": trial.trial_id, "sweep": self.sweep_cfg.sweep.name,
                                              "tuner_id": self.tuner_id}).info.run_id
         self._trial_start = time.perf_counter()
+        self.hypermodel.outcome = {}
+        self.hypermodel.reporter = functools.partial(self._report, trial.trial_id)
         print(f"[trial {self._position(trial)}] start  {format_hp(trial.hyperparameters.values)}", flush=True)
+
+    def _report(self, trial_id: str, step: int, value: float) -> bool:
+        """A rung's validation accuracy to the oracle (over gRPC on a worker), logged as
+        `val_rung_<k>`; False: the pruner stopped the trial there."""
+        rung = self.sweep_cfg.pruner.rung_steps.index(step)
+        mlflow.log_metric(f"val_rung_{rung}", value)
+        answer = self.oracle.update_trial(trial_id, {OBJECTIVE.name: value}, step=step)
+        return answer.status != kt.engine.trial.TrialStatus.STOPPED
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         ok = trial.status == kt.engine.trial.TrialStatus.COMPLETED
-        mlflow.set_tag("trial_status", trial.status)
+        status = self.hypermodel.outcome.get("status") if ok else "SKIPPED" if skipped_reason(trial.message) else None
+        mlflow.set_tag("trial_status", status or trial.status)
         if not ok:  # a trial that failed before `fit` logged its params: the values as the tuner named them
             mlflow.log_params({k: v for k, v in trial.hyperparameters.values.items() if EACH not in k and "/" not in k})
         if not ok and trial.message:
             mlflow.set_tag("trial_error", failure(trial)[:500])
         mlflow.end_run("FINISHED" if ok else "FAILED")
         super().on_trial_end(trial)
-        print(self._end_line(trial, ok), flush=True)
+        print(self._end_line(trial, ok, status), flush=True)
         self.run_id = None
         self._stop_if_out_of_time()
 
@@ -155,7 +177,10 @@ class Tracked:
         return o.max_trials
 
     def _position(self, trial: kt.engine.trial.Trial) -> str:
-        """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n."""
+        """keras-tuner's trial id (as in MLflow and the leaderboard) and k of n (n: the ceiling,
+        where the time limit does not end the search first)."""
+        if self.sweep_cfg.sweep.search_minutes:  # time is the budget: max_trials is only a ceiling
+            return trial.trial_id
         return f"{trial.trial_id}, {int(trial.trial_id) + 1} of {self._planned() or '?'}"
 
     def _eta(self) -> str:
@@ -172,11 +197,19 @@ class Tracked:
         eta = f"~{seconds / 60:.0f} min of search left" if left else "last trial"
         return f"elapsed {elapsed / 60:.1f} min, {eta}"
 
-    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool) -> str:
+    def _end_line(self, trial: kt.engine.trial.Trial, ok: bool, status: str | None) -> str:
         took = time.perf_counter() - self._trial_start
+        if status == "SKIPPED":
+            reason = failure(trial)[:200]
+            return f"[trial {self._position(trial)}] skipped {reason}  ({took:.0f} s; not counted; {self._eta()})"
         if not ok:
             return f"[trial {self._position(trial)}] FAILED {failure(trial)[:200]}  ({took:.0f} s; {self._eta()})"
         m = mlflow.get_run(self.run_id).data.metrics
+        if status == "PRUNED":
+            why = self.hypermodel.outcome.get("pruned_by", "rung")
+            return (f"[trial {self._position(trial)}] pruned at {m['epochs_run']:g} epochs "
+                    f"({'below the rung' if why == 'rung' else 'too slow for the next rung'}): "
+                    f"val {m['val_accuracy']:.4f}  {took:.0f} s  ({self._eta()})")
         return (f"[trial {self._position(trial)}] done   val {m['val_accuracy']:.4f}  gap {m['overfit_gap']:+.4f}  "
                 f"{took:.0f} s  ({self._eta()})")
 
@@ -185,7 +218,7 @@ def failure(trial: kt.engine.trial.Trial) -> str:
     """The last line of a failed trial's traceback, less the exception's module path when
     the failure is one of ours (FailedTrialError: the reason is the message)."""
     last = ((trial.message or "").strip().splitlines() or ["failed"])[-1]
-    return last.split("FailedTrialError: ", 1)[-1]
+    return last.split("FailedTrialError: ", 1)[-1].removeprefix(NOT_TRAINED)
 
 
 def format_hp(values: dict[str, Any]) -> str:
@@ -201,11 +234,11 @@ class TrackedHyperband(Tracked, kt.Hyperband):
     pass
 
 
-class SeededRandomOracle(Seeded, kt.oracles.RandomSearchOracle):
+class SeededRandomOracle(Scheduled, Seeded, kt.oracles.RandomSearchOracle):
     pass
 
 
-class SeededBayesianOracle(Seeded, kt.oracles.BayesianOptimizationOracle):
+class SeededBayesianOracle(Scheduled, Seeded, kt.oracles.BayesianOptimizationOracle):
     pass
 
 
@@ -225,9 +258,7 @@ def make_tuner(cfg: Config, hypermodel: ConfigHyperModel, parent_id: str, direct
     if t.kind == "hyperband":
         return TrackedHyperband(objective=OBJECTIVE, max_epochs=t.max_epochs, factor=t.factor, seed=cfg.seed,
                                 hyperband_iterations=t.iterations, max_consecutive_failed_trials=failures, **common)
-    oracle = (SeededRandomOracle(OBJECTIVE, t.max_trials, seed=cfg.seed, max_consecutive_failed_trials=failures,
-                                 first=first)
-              if t.kind == "random" else
-              SeededBayesianOracle(OBJECTIVE, t.max_trials, num_initial_points=t.initial_points, seed=cfg.seed,
-                                   max_consecutive_failed_trials=failures, first=first))
+    scheduled = dict(seed=cfg.seed, failures=failures, first=first, pruner=make_pruner(cfg.pruner))
+    oracle = (SeededRandomOracle(OBJECTIVE, t.max_trials, **scheduled) if t.kind == "random" else
+              SeededBayesianOracle(OBJECTIVE, t.max_trials, num_initial_points=t.initial_points, **scheduled))
     return TrackedTuner(oracle=oracle, **common)

@@ -4,6 +4,7 @@ choice of epoch under the project's overfitting limit."""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import keras
 import numpy as np
@@ -15,28 +16,75 @@ class Pace(keras.callbacks.Callback):
     """Stops a run a few batches in when its measured pace says it would take longer than
     `minutes`: on a small machine one oversized model must not eat the sweep's hour. Keras
     reports every `steps_per_execution` batches, so the probe spans at least `probe` batches
-    from the first report after `warmup` (the first batches include graph tracing)."""
+    from the first report after `warmup` (the first batches include graph tracing); batches
+    are counted across Keras epochs, which a pruned trial makes short.
 
-    def __init__(self, minutes: float, epochs: int, warmup: int = 5, probe: int = 20) -> None:
+    `rungs` (a pruned trial's, in Keras epochs): a run too slow to reach the last rung in time
+    goes as far as the last rung it can reach (`cap`) instead of stopping; only a run too slow
+    for the first rung stops (`projected` is set)."""
+
+    def __init__(self, minutes: float, epochs: int, warmup: int = 5, probe: int = 20,
+                 rungs: list[int] | None = None) -> None:
         super().__init__()
         self.limit, self.epochs, self.warmup, self.probe = minutes * 60, epochs, warmup, probe
+        self.rungs = list(rungs or [])
         self.projected = 0.0
+        self.cap: int | None = None  # the last Keras epoch this run can afford (a rung's); None: all
+        self._batches = 0
         self._mark: tuple[int, float] | None = None
         self._measured = False
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self._measured or batch < self.warmup:
+        self._batches += 1
+        seen = self._batches
+        if self._measured or seen <= self.warmup:
             return
         if self._mark is None:
-            self._mark = (batch, time.perf_counter())
+            self._mark = (seen, time.perf_counter())
             return
         first, start = self._mark
-        if batch - first < self.probe:
+        if seen - first < self.probe:
             return
         self._measured = True
-        projected = (time.perf_counter() - start) / (batch - first) * self.params["steps"] * self.epochs
-        if projected > self.limit:
-            self.projected, self.model.stop_training = projected, True
+        per_epoch = (time.perf_counter() - start) / (seen - first) * self.params["steps"]
+        affordable = [r for r in self.rungs if per_epoch * r <= self.limit]
+        if per_epoch * self.epochs <= self.limit:
+            return
+        if affordable:
+            self.cap = affordable[-1]
+        else:
+            self.projected, self.model.stop_training = per_epoch * self.epochs, True
+
+
+class Rungs(keras.callbacks.Callback):
+    """A pruned trial's rungs: at the end of each rung's Keras epoch (`steps`), the validation
+    accuracy is measured (Keras' own where it validated that epoch), put in the epoch's logs,
+    and `report`ed; the run stops where the answer is False (pruned), or at `pace`'s cap.
+    `reached`: the index of the last rung reported; `pruned`: whether the report stopped it."""
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, steps: list[int],
+                 report: Callable[[int, float], bool], pace: Pace | None = None) -> None:
+        super().__init__()
+        self.x, self.y, self.steps, self.report, self.pace = x_val, y_val, list(steps), report, pace
+        self.reached, self.pruned, self.value = -1, False, float("nan")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        step = epoch + 1
+        if step not in self.steps:
+            return
+        logs = logs if logs is not None else {}
+        if "val_accuracy" not in logs:
+            logs["val_accuracy"] = accuracy(self.model, self.x, self.y)
+        self.reached, self.value = self.steps.index(step), float(logs["val_accuracy"])
+        if not self.report(step, self.value):
+            self.pruned = self.model.stop_training = True
+        elif self.pace and self.pace.cap is not None and step >= self.pace.cap:
+            self.model.stop_training = True
+
+    @property
+    def capped(self) -> bool:
+        """Stopped at a rung short of the last because the run could not afford more."""
+        return not self.pruned and 0 <= self.reached < len(self.steps) - 1
 
 
 class BestWithinGap(keras.callbacks.Callback):

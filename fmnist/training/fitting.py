@@ -28,14 +28,17 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | None = None,
-        initial_epoch: int = 0, aug: Augment | None = None) -> keras.callbacks.History:
+def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: list, epochs: int | float | None = None,
+        initial_epoch: int = 0, aug: Augment | None = None, parts: int = 1) -> keras.callbacks.History:
     """`model.fit` on the arrays, with `aug`'s flips and shifts inside the training step (and
     its warps, if any, made on the host), plus optional early stopping, LR decay on val_loss
-    and a cosine LR schedule. `epochs` overrides the trainer's (Hyperband sets a trial's)."""
+    and a cosine LR schedule. `epochs` overrides the trainer's (Hyperband sets a trial's).
+    `parts` > 1: Keras epochs of 1/parts of the images (a pruned trial's rungs fall between
+    passes), `epochs * parts` of them, validated once a pass; `per_epoch` condenses the history."""
     epochs, batch_size = epochs or trainer.epochs, trainer.batch_size
+    steps = round(epochs * parts)
     if trainer.lr_schedule == "cosine":
-        callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), epochs)]
+        callbacks = [*callbacks, cosine_schedule(float(model.optimizer.learning_rate), steps)]
     if trainer.early_stopping:
         callbacks = [*callbacks, keras.callbacks.EarlyStopping(
             "val_loss", patience=trainer.early_stopping, restore_best_weights=True)]
@@ -46,11 +49,26 @@ def fit(model: keras.Model, splits: Splits, trainer: TrainerConfig, callbacks: l
     if aug and aug.warps:
         train = {"x": WarpedBatches(splits.x_train, splits.y_train, batch_size, aug, seed)}
     else:
-        train = fit_inputs(splits.x_train, splits.y_train, batch_size, seed)
+        train = fit_inputs(splits.x_train, splits.y_train, batch_size, seed, parts)
     return trained.fit(
-        **train, validation_data=validation_data(splits.x_val, splits.y_val), epochs=epochs,
-        initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose,
+        **train, validation_data=validation_data(splits.x_val, splits.y_val), epochs=steps,
+        initial_epoch=initial_epoch, callbacks=callbacks, verbose=trainer.verbose, validation_freq=parts,
     )
+
+
+def per_epoch(history: keras.callbacks.History, parts: int) -> keras.callbacks.History:
+    """A history of Keras epochs of 1/`parts` of the images, as one of whole passes: training
+    metrics averaged over each pass's parts, validation ones (measured once a pass) as they
+    are; a last, unfinished pass is dropped. With parts 1, `history` itself."""
+    if parts == 1:
+        return history
+    passes = len(history.epoch) // parts
+    out = keras.callbacks.History()
+    out.epoch = list(range(passes))
+    out.history = {k: ([float(np.mean(v[i * parts:(i + 1) * parts])) for i in range(passes)]
+                       if not k.startswith("val_") else list(v[:passes]))
+                   for k, v in history.history.items()}
+    return out
 
 
 def cosine_schedule(start: float, epochs: int) -> keras.callbacks.Callback:
