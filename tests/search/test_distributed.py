@@ -43,7 +43,7 @@ from fmnist.search.distributed import (
 )
 from tests.conftest import REPO
 
-SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "search.trainer.epochs.value=2",
+SWEEP = ["experiment=quick", "data.subset=1500", "tuner.max_trials=6", "pruner.rungs=[1,2]", "pruner.eta=2",
          "report.enabled=false", "sweep.name=dist", "distributed.heartbeat=0.5", "distributed.timeout=15"]
 
 

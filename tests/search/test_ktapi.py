@@ -185,3 +185,11 @@ def test_conditional_hyperparameters_cross_grpc_silently(tmp_path):
         kt.HyperParameters.from_proto(hps.to_proto())
         ktapi.Trial.from_proto(trial.to_proto())
     assert out.getvalue() == "", changed(f"where conditions print while serialized (printed {out.getvalue()!r})")
+
+
+def test_tried_and_random_values_read_the_oracles_record_of_values(tmp_path):
+    oracle = random_search(tmp_path, max_trials=5)
+    trial = oracle.create_trial("t")
+    assert ktapi.tried(oracle, trial.hyperparameters.values), changed("how an oracle records tried values")
+    fresh = ktapi.random_values(oracle)
+    assert fresh is not None and not ktapi.tried(oracle, fresh), changed("the oracle's random draws")

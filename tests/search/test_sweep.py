@@ -122,7 +122,8 @@ def test_alias_goes_to_the_better_sweep(store):
 
 @pytest.mark.slow
 def test_sigkill_mid_trial_then_resume(store, tmp_path):
-    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "data.subset=3000", "search.trainer.epochs.value=4",
+    # rungs at 1, 2 and 4 epochs: trial 1 is killed between its first rung and its second
+    cmd = [sys.executable, "-m", "fmnist.sweep", *QUICK, "data.subset=3000", "pruner.rungs=[1,2,4]", "pruner.eta=2",
            "selection.max_gap=0.2",  # tiny trials overfit by chance; this test is about resuming
            "trainer.verbose=2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -148,6 +149,13 @@ def test_sigkill_mid_trial_then_resume(store, tmp_path):
     killed = [r.data.tags["trial_id"] for r in kids if r.info.status == "KILLED"]
     assert finished == ["0", "1", "2"], "every trial exactly once as a finished run"
     assert killed == ["1"], "the interrupted trial's run ends KILLED and the trial runs again"
+    again = next(r for r in kids if r.data.tags["trial_id"] == "1" and r.info.status == "FINISHED")
+    assert again.data.tags["trial_status"] in ("COMPLETED", "PRUNED") and "val_rung_0" in again.data.metrics
+    # the rerun finished its rungs: as far as the pruner let it, its rung scores in the resumed oracle's state
+    state = json.loads(Path(tmp_path, "sweeps", "quick", "oracle.json").read_text())["fmnist"]
+    assert "1" in state["scores"]["0"] and int(again.data.metrics["rung"]) == max(
+        int(r) for r, scores in state["scores"].items() if "1" in scores)
+    assert (again.data.tags["trial_status"] == "COMPLETED") == (again.data.metrics["rung"] == 2)
     assert client.get_model_version_by_alias("fmnist-cnn", "best").version == 1
 
 
@@ -209,7 +217,7 @@ def test_a_retrain_within_max_gap_is_what_gets_registered(store):
     """The retrain's own gap and validation accuracy are checked too (tests/search/test_finalize.py);
     within max_gap and better than its one-epoch trial, its model is the registered one."""
     run_sweep("sweep.name=strict", "selection.retrain_epochs=3", "selection.max_gap=1.0",
-              "tuner.max_trials=1", space={"trainer.epochs": {"type": "fixed", "value": 1}})
+              "tuner.max_trials=1")
     client = MlflowClient()
     v1 = client.get_model_version_by_alias("fmnist-cnn", "best")
     final = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id], "tags.role = 'final'")
@@ -234,7 +242,7 @@ def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
 def test_hyperband_continues_augmented_trials_from_their_checkpoints(store):
     """Hyperband's later rounds load a trial's checkpoint into the plain network: the weights
     saved while the network trained behind its augmentation layers must be the network's."""
-    run_sweep("sweep.name=bands", "tuner=hyperband", "~tuner.max_trials", "~search.trainer.epochs", "tuner.max_epochs=3",
+    run_sweep("sweep.name=bands", "tuner=hyperband", "~tuner.max_trials", "pruner=none", "tuner.max_epochs=3",
               "tuner.factor=3", "model.augment.flip=true", "model.augment.shift=0.1")
     continued = [t for t in tuner_trials("bands").values() if "tuner/trial_id" in t["hyperparameters"]["values"]]
     assert continued and all(t["status"] == "COMPLETED" for t in continued)
