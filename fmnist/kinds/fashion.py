@@ -73,7 +73,7 @@ class SpaceHyperModel(ConfigHyperModel):
         trial, pruner = self.trial, self.cfg.pruner
         steps = pruner.rung_steps
         pace = self.pace(steps[-1], rungs=steps)
-        rungs = Rungs(splits.x_val, splits.y_val, steps, self.reporter, pace)
+        rungs = Rungs(splits.x_val, splits.y_val, steps, self.reporter, pace, x_sample=splits.x_train[:1024])
         extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, [pace])]
         self.log_trial(hp, trial)
         start = time.perf_counter()

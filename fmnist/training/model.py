@@ -25,10 +25,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int] = INPUT_SHAP
         for k in range(b.convs):
             x = layers.Conv2D(b.filters, b.kernel, strides=b.stride if k == 0 else 1, padding=b.padding,
                               use_bias=not b.batch_norm)(x)
-            if b.batch_norm:  # momentum 0.9, not Keras' 0.99: a sweep's first look is ~50 steps, and
-                # after 50 steps at 0.99 the statistics used for inference are still 60% their
-                # initial guess, so validation accuracy near chance prunes every batch-norm model
-                x = layers.BatchNormalization(momentum=0.9)(x)
+            if b.batch_norm:
+                x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)
         if b.pool:
             x = layers.MaxPooling2D(2)(x)

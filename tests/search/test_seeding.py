@@ -25,7 +25,7 @@ def test_seed_final_fits_the_default_space_with_the_spaces_training_budget():
     assert values["model.conv_blocks"] == 2 and values["model.conv_blocks.1.filters"] == 64
     assert values["model.conv_blocks.1.dropout"] == 0.3 and values["model.learning_rate"] == 0.001
     assert values["model.conv_blocks.*.kernel"] == 3 and values["model.augment.flip"] is True  # fixed: every trial's
-    assert notes == ["trainer.batch_size 100->128", "trainer.epochs 100->6"]
+    assert notes == ["trainer.batch_size 100->128"]  # epochs are the pruner's rungs, not the space's
 
 
 def test_a_model_the_space_cannot_give_is_not_tried_first_and_the_note_says_why(capsys):

@@ -20,7 +20,7 @@ def trial_hp(**values) -> kt.HyperParameters:
 
 @pytest.fixture(scope="module")
 def cfg() -> Config:
-    return validate(Config, compose("train", []))
+    return validate(Config, compose("train", ["pruner=none", "+search.trainer.epochs={type:int,min:3,max:6}"]))
 
 
 def test_each_block_gets_its_own_filters_and_dropout_and_shares_the_rest(cfg):
@@ -70,3 +70,17 @@ def test_the_command_names_only_what_differs_from_the_plain_config(cfg):
     assert line.startswith("python -m fmnist.train ") and "data.subset=1500" in line and "name=quick" in line
     assert "'model.conv_blocks=[{filters:" in line and "trainer.batch_size=128" in line
     assert "mlflow." not in line and "search." not in line
+
+
+def test_stepped_floats_are_what_the_space_wrote_in_params_config_and_command():
+    """keras-tuner makes a stepped float as min + k * step: 0.0 + 3 * 0.1 is 0.30000000000000004."""
+    cfg = validate(Config, compose("train", []))
+    hp = kt.HyperParameters()
+    hp.values.update({"model.conv_blocks": 2})
+    hp.Float("model.dense.0.dropout", 0.0, 0.5, step=0.1, default=3 * 0.1)
+    assert hp.values["model.dense.0.dropout"] == 0.30000000000000004
+    trial = trial_config(hp, cfg)
+    assert trial.model.dense[0].dropout == 0.3
+    assert params(hp.values, trial)["model.dense.0.dropout"] == 0.3
+    line = command(trial, validate(Config, compose("train", [])))
+    assert "dropout:0.3}" in line and "0.30000000000000004" not in line

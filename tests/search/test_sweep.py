@@ -26,11 +26,12 @@ from omegaconf import OmegaConf
 
 from fmnist.config import Config, SelectionConfig, validate
 from fmnist.config.loading import compose
-from fmnist.errors import ConfigError
+from fmnist.errors import ConfigError, SweepError
 from fmnist.files import atomic
 from fmnist.kinds import sweep
 from fmnist.kinds.fashion import SpaceHyperModel
 from fmnist.search.leaderboard import leaderboard
+from fmnist.search.oracle import SKIPS_IN_A_ROW
 from fmnist.search.registry import keras_holder_score, register_if_better
 from fmnist.search.sweeping import MARKER, locked
 from fmnist.serving.classifier import log_photo_model
@@ -190,15 +191,48 @@ def test_cli_invalid_space_exits_2_without_a_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_trial_is_failed_and_the_sweep_goes_on(store):
-    """Three blocks of valid 5x5 convs shrink 28x28 away: those trials fail, two blocks train."""
+    """Three blocks of valid 5x5 convs shrink 28x28 away: those trials are skipped (they never
+    trained, so they take no slot of max_trials), and four two-block trials train."""
     shrinking = {"model.conv_blocks": {"type": "choice", "values": [2, 3]},
                  "model.conv_blocks.*.kernel": {"type": "fixed", "value": 5, "shared": True},
                  "model.conv_blocks.*.padding": {"type": "fixed", "value": "valid", "shared": True}}
     run_sweep("sweep.name=failing", "tuner.max_trials=4", space=shrinking)
     client = MlflowClient()
     parent = next(r for r in runs_of(client) if r.info.run_name == "failing")
-    statuses = {r.data.params["model.conv_blocks"]: r.info.status for r in children(client, parent.info.run_id)}
+    kids = children(client, parent.info.run_id)
+    statuses = {r.data.params["model.conv_blocks"]: r.info.status for r in kids}
     assert statuses == {"3": "FAILED", "2": "FINISHED"}
+    assert {r.data.tags["trial_status"] for r in kids if r.data.params["model.conv_blocks"] == "3"} == {"SKIPPED"}
+    assert sum(r.info.status == "FINISHED" for r in kids) == 4, "skipped trials took no slot"
+
+
+def test_a_quick_sweep_over_three_rungs_prunes_and_records_what_it_pruned(store):
+    """Rungs at a quarter, half and one epoch: every trial gets its first look, the pruner
+    stops those below the best half at a rung, and each child run says how far it went."""
+    run_sweep("sweep.name=rungs", "pruner.rungs=[0.25,0.5,1]", "pruner.eta=2", "tuner.max_trials=6",
+              "selection.max_gap=1.0")
+    client = MlflowClient()
+    parent = next(r for r in runs_of(client) if r.info.run_name == "rungs")
+    kids = {r.data.tags["trial_id"]: r for r in children(client, parent.info.run_id)}
+    statuses = {t: r.data.tags["trial_status"] for t, r in kids.items()}
+    assert len(kids) == 6 and {"COMPLETED", "PRUNED"} == set(statuses.values())
+    scores: dict[int, list[float]] = {}
+    for t in sorted(kids):
+        run, rung = kids[t], int(kids[t].data.metrics["rung"])
+        parts = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert parts == list(range(1, [1, 2, 4][rung] + 1)), "the curve so far, one point per quarter epoch"
+        assert run.data.metrics["epochs_run"] == [0.25, 0.5, 1][rung] or statuses[t] == "COMPLETED"
+        assert (statuses[t] == "PRUNED") == (rung < 2) == (run.data.tags.get("pruned") == "true")
+        assert run.info.status == "FINISHED" and ("test_accuracy" in run.data.metrics) == (statuses[t] == "COMPLETED")
+        for k in range(rung + 1):  # ASHA's rule, replayed: at its last rung a pruned trial was below the best half
+            scores.setdefault(k, []).append(value := run.data.metrics[f"val_rung_{k}"])
+        if statuses[t] == "PRUNED":
+            ranked = sorted(scores[rung], reverse=True)
+            assert value < ranked[max(1, len(ranked) // 2) - 1]
+    board = leaderboard(mlflow.get_run(parent.info.run_id))
+    assert set(board["status"]) == {"COMPLETED", "PRUNED"} and board["first_val"].notna().all()
+    drawn = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep_reports")}
+    assert {"sweep_reports/sweep_importance.png", "sweep_reports/sweep_parallel.png"} <= drawn
 
 
 def test_a_diverging_trial_fails(store):
@@ -225,13 +259,18 @@ def test_a_retrain_within_max_gap_is_what_gets_registered(store):
 
 
 @pytest.mark.slow  # ~10 s or more here: make test-all and CI run it
-def test_a_trial_too_slow_for_trial_minutes_fails_a_few_batches_in(store):
-    run_sweep("sweep.name=slow", "tuner.max_trials=2", "sweep.trial_minutes=0.0001",
-              space={"trainer.batch_size": {"type": "fixed", "value": 16}})  # enough batches to measure the pace
+def test_a_trial_too_slow_for_trial_minutes_is_skipped_a_few_batches_in(store):
+    """Every trial too slow: each is skipped (no slot of max_trials=2 used, its setting not drawn
+    again) until SKIPS_IN_A_ROW of them end the search, in one line naming the reason."""
+    with pytest.raises(SweepError, match=r"every trial failed, so the search stopped; the last one: too slow: "):
+        sweep(validate(Config, quick_cfg(("sweep.name=slow", "tuner.max_trials=2", "sweep.trial_minutes=0.0001"),
+                                         {"trainer.batch_size": {"type": "fixed", "value": 16}})))  # batches to measure
     client = MlflowClient()
     parent = next(r for r in runs_of(client) if r.info.run_name == "slow")
     kids = children(client, parent.info.run_id)
-    assert len(kids) == 2 and {r.info.status for r in kids} == {"FAILED"}
+    assert len(kids) == SKIPS_IN_A_ROW and {r.info.status for r in kids} == {"FAILED"}
+    assert {r.data.tags["trial_status"] for r in kids} == {"SKIPPED"}
+    assert len({tuple(sorted(r.data.params.items())) for r in kids}) == SKIPS_IN_A_ROW, "no setting drawn twice"
     assert all(r.data.tags["trial_error"].startswith("too slow:") for r in kids)
     # the partial epoch logged a val_accuracy; the leaderboard must not rank it as a result
     assert all(math.isnan(row["val_accuracy"]) for row in leaderboard(mlflow.get_run(parent.info.run_id)).to_dict("records"))
