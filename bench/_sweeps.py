@@ -12,6 +12,7 @@ version the sweep registered (parent tag `registered_version`, version tags `tes
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import statistics
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
@@ -201,3 +202,27 @@ def read_sweep(folder: Path) -> tuple[MlflowClient, Run, dict[str, Any]]:
 
 def pct(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.2%} ± {margin(p):.2%}"
+
+
+def seeds_parser(doc: str, default_out: str, what: str) -> argparse.ArgumentParser:
+    """The arguments both sweep benchmarks take: seeds, the folder of their stores, and Hydra
+    overrides after `--` (`what` says which runs get them)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="one folder and store per seed below it")
+    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides for {what} (after --)")
+    return parser
+
+
+def each_seed(args: argparse.Namespace, header: str, measure: Callable[[int, Path, float], dict],
+              row: Callable[[dict], str]) -> list[dict]:
+    """For each seed, one after another: the sweep in its own folder and store, timed from
+    outside, then `measure(seed, folder, minutes)`; its table row is printed as it comes."""
+    folders = {seed: args.out / f"seed-{seed}" for seed in args.seeds}
+    refuse_used(list(folders.values()))
+    print(header, flush=True)
+    rows = []
+    for seed, folder in folders.items():
+        rows.append(measure(seed, folder, run_sweep(seed, folder, args.overrides)))
+        print(row(rows[-1]), flush=True)
+    return rows

@@ -35,7 +35,6 @@ seed is N). A default sweep takes about 50 minutes on a 2-core CPU, so a seed ta
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shlex
@@ -44,7 +43,17 @@ import sys
 import time
 from pathlib import Path
 
-from _sweeps import all_runs, commit, pct, read_sweep, refuse_used, run_sweep, rungs_text, store_uri, t_interval
+from _sweeps import (
+    all_runs,
+    commit,
+    each_seed,
+    pct,
+    read_sweep,
+    rungs_text,
+    seeds_parser,
+    store_uri,
+    t_interval,
+)
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -138,12 +147,9 @@ def row(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--out", type=Path, default=Path("search_lift"), help="one folder and store per seed below it")
+    parser = seeds_parser(__doc__, "search_lift", "the sweep and the baseline alike")
     parser.add_argument("--probe-epochs", type=int, default=2, help="epochs of the timing probe (2: one steady "
                         "epoch-to-epoch interval)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the sweep and the baseline alike (after --)")
     args = parser.parse_args()
     clash = [o for o in args.overrides if o.lstrip("+~").split("=")[0] in ("experiment", "seed")]
     if clash:
@@ -151,17 +157,13 @@ def main() -> None:
                      "pass the settings themselves (e.g. data.subset=3000)")
     if args.probe_epochs < 1:
         parser.error("--probe-epochs must be 1 or more")
-    folders = {seed: args.out / f"seed-{seed}" for seed in args.seeds}
-    refuse_used(list(folders.values()))
-    print(HEADER, flush=True)
-    rows = []
-    for seed, folder in folders.items():
-        minutes = run_sweep(seed, folder, args.overrides)
+    def measure(seed: int, folder: Path, minutes: float) -> dict:
         client, parent, sweep = read_sweep(folder)
         sweep["minutes"] = minutes
         b = baseline(seed, folder, minutes, sweep_recipe(client, parent), args.overrides, args.probe_epochs)
-        rows.append({"seed": seed, "sweep": sweep, "baseline": b, "lift": 100 * (sweep["test"] - b["test"])})
-        print(row(rows[-1]), flush=True)
+        return {"seed": seed, "sweep": sweep, "baseline": b, "lift": 100 * (sweep["test"] - b["test"])}
+
+    rows = each_seed(args, HEADER, measure, row)
     lifts = [r["lift"] for r in rows if not math.isnan(r["lift"])]
     interval = t_interval(lifts)
     mean = (f"mean lift {interval[0]:+.2f} points, 95% interval {interval[0] - interval[1]:+.2f} to "

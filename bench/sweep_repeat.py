@@ -17,12 +17,10 @@ not hold the seeds' stores yet (a rerun would resume a finished sweep, not time 
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-from pathlib import Path
 
-from _sweeps import commit, pct, read_sweep, refuse_used, run_sweep, rungs_text
+from _sweeps import commit, each_seed, pct, read_sweep, rungs_text, seeds_parser
 
 MUST = {"settings": 50, "lost": 0, "test": 0.940, "gap": 0.03, "minutes": 60}  # issue 24's must-show
 HEADER = ("| seed | distinct settings | settings per rung | slots lost to too-slow | test accuracy (95% interval) | gap "
@@ -43,19 +41,10 @@ def row(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--out", type=Path, default=Path("sweep_repeat"), help="one folder and store per seed below it")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep (after --)")
+    parser = seeds_parser(__doc__, "sweep_repeat", "every sweep")
     args = parser.parse_args()
-    folders = {seed: args.out / f"seed-{seed}" for seed in args.seeds}
-    refuse_used(list(folders.values()))
-    print(HEADER, flush=True)
-    rows = []
-    for seed, folder in folders.items():
-        minutes = run_sweep(seed, folder, args.overrides)
-        rows.append({"seed": seed, "minutes": minutes, **read_sweep(folder)[2]})
-        print(row(rows[-1]), flush=True)
+    rows = each_seed(args, HEADER, lambda seed, folder, minutes: {"seed": seed, "minutes": minutes,
+                                                                   **read_sweep(folder)[2]}, row)
     tests = [r["test"] for r in rows if not math.isnan(r["test"])]
     lines = [HEADER, *map(row, rows), ""]
     if tests:

@@ -22,11 +22,13 @@ from fmnist.search.registry import HolderScore, keras_holder_score
 from fmnist.search.seeding import first_trials, registered_config
 from fmnist.search.tuning import ConfigHyperModel
 from fmnist.serving.classifier import log_photo_model
-from fmnist.training.callbacks import BestWithinGap, Rungs
+from fmnist.training.callbacks import BestWithinGap
 from fmnist.training.data import Splits, load_splits
 from fmnist.training.fitting import fit, log_results, margin, per_epoch
 from fmnist.training.model import CUSTOM_OBJECTS, build_model
 from fmnist.training.tracking import EpochLogger
+
+TRIAL_TRAIN_EVERY = 5  # a trial's gap: training accuracy on every fifth training image, as BestWithinGap's
 
 
 class SpaceHyperModel(ConfigHyperModel):
@@ -71,24 +73,21 @@ class SpaceHyperModel(ConfigHyperModel):
         logs its curve so far, the rung and its validation accuracy there, and nothing a finished
         trial adds (train and test accuracy, reports, the model): a first look costs seconds."""
         trial, pruner = self.trial, self.cfg.pruner
-        steps = pruner.rung_steps
-        pace = self.pace(steps[-1], rungs=steps)
-        rungs = Rungs(splits.x_val, splits.y_val, steps, self.reporter, pace, x_sample=splits.x_train[:1024])
+        pace = self.pace(pruner.rung_steps[-1], rungs=pruner.rung_steps)
+        rungs = self.rungs(splits.x_val, splits.y_val, pace, splits.x_train[:1024])
         extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, [pace])]
         self.log_trial(hp, trial)
         start = time.perf_counter()
         history = fit(model, splits, trial.trainer, [rungs, *(callbacks or []), *extra], epochs=pruner.rungs[-1],
                       aug=trial.model.augment, parts=pruner.parts)
         self.check(history.history.get("loss", []), pace)
-        epochs = len(history.epoch) / pruner.parts
-        timing = {"epoch_seconds": (time.perf_counter() - start) / max(epochs, 1e-9), "rung": rungs.reached}
-        if rungs.pruned or rungs.capped:
-            self.outcome = {"status": "PRUNED", "pruned_by": "rung" if rungs.pruned else "time"}
-            mlflow.set_tags({"pruned": "true", "pruned_by": self.outcome["pruned_by"]})
-            mlflow.log_metrics({"val_accuracy": rungs.value, "epochs_run": epochs, **timing}, step=len(history.epoch))
-            return {"val_accuracy": rungs.value}
+        seconds = time.perf_counter() - start
+        stopped = self.stopped_early(rungs, len(history.epoch), seconds)
+        if stopped:
+            return stopped
+        timing = {"epoch_seconds": seconds / pruner.rungs[-1], "rung": rungs.reached}
         summary = log_results(model, splits, per_epoch(history, pruner.parts), self.report, trial.model.augment,
-                              **timing)
+                              train_every=TRIAL_TRAIN_EVERY, **timing)
         return {"val_accuracy": summary["val_accuracy"]}
 
 

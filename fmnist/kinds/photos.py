@@ -33,8 +33,8 @@ class PhotoHyperModel(ConfigHyperModel):
     fit: fine-tune it, logging to the trial's child run like `fmnist.finetune` does, for the
     trial's epochs or, given `epochs` (promotion, the retrain), that many."""
 
-    def __init__(self, cfg: Config, classes: int, minutes: float = 0) -> None:
-        super().__init__(cfg, name="fmnist_photos", program="finetune", minutes=minutes)
+    def __init__(self, cfg: Config, classes: int, minutes: float = 0, pruned: bool = False) -> None:
+        super().__init__(cfg, name="fmnist_photos", program="finetune", minutes=minutes, pruned=pruned)
         self.classes = classes
         self.bases: dict[str, keras.Model | None] = {}  # loaded once; each trial starts from a copy
 
@@ -55,10 +55,16 @@ class PhotoHyperModel(ConfigHyperModel):
         trial = self.trial
         if "epochs" in kwargs:  # the config.yaml the run logs says how long it trained
             trial = trial.model_copy(update={"trainer": trial.trainer.model_copy(update={"epochs": kwargs["epochs"]})})
-        pace = self.pace(trial.trainer.epochs)
+        rungs_at = self.cfg.pruner.rung_steps if self.pruned and "epochs" not in kwargs else None
+        pace = self.pace(trial.trainer.epochs, rungs=rungs_at)
+        a = data.arrays(trial.photo) if rungs_at else None  # prepared once: fit_and_log takes the same
+        rungs = self.rungs(a.x_val, a.y_val, pace, a.x_train[:256]) if a else None
         self.log_trial(hp, trial)
-        summary, _ = fit_and_log(trial, data, model, [keras.callbacks.TerminateOnNaN(), *filter(None, [pace])],
-                                 lambda history: self.check(history.get("loss", []), pace))
+        summary, _ = fit_and_log(trial, data, model, [*filter(None, [rungs, keras.callbacks.TerminateOnNaN(), pace])],
+                                 lambda history: self.check(history.get("loss", []), pace),
+                                 lambda epochs, seconds: self.stopped_early(rungs, epochs, seconds))
+        if rungs and not self.outcome:
+            mlflow.log_metric("rung", rungs.reached)
         return {"val_accuracy": summary["val_accuracy"]}
 
 
@@ -111,7 +117,7 @@ class PhotoKind(SweepKind):
         return usable_space(cfg)
 
     def hypermodel(self, cfg: Config, data: PhotoData, minutes: float) -> PhotoHyperModel:
-        return PhotoHyperModel(cfg, len(data.classes), minutes)
+        return PhotoHyperModel(cfg, len(data.classes), minutes, pruned=True)
 
     def longer(self, cfg: Config, data: PhotoData) -> PhotoHyperModel:
         """No epoch is kept back, as a Fashion-MNIST run keeps its best within the gap: the

@@ -6,7 +6,7 @@ photos."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import mlflow
@@ -47,11 +47,14 @@ def load_base(cfg: Config) -> keras.Model | None:
 
 
 def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
-                check: Callable[[dict[str, list[float]]], None] = lambda history: None) -> tuple[dict[str, float], str]:
+                check: Callable[[dict[str, list[float]]], None] = lambda history: None,
+                stopped: Callable[[int, float], Any] = lambda epochs, seconds: None) -> tuple[dict[str, float], str]:
     """Train on the photos and leave in the active run what every fine-tuning leaves: the
     summary metrics, reports over the user's classes, and the model with its classes and
     photo steps (a PhotoClassifier). `check` may reject the training (a sweep's trial that
-    diverged or ran too slow) before anything is logged. Returns the summary and the model's URI."""
+    diverged or ran too slow) before anything is logged; `stopped` (epochs run, seconds) may
+    answer a result for a sweep's trial stopped at a rung, which logs nothing more. Returns the
+    summary and the model's URI (None for a stopped trial)."""
     a: PhotoArrays = data.arrays(cfg.photo)
     mlflow.log_metrics({"photos_train": len(a.y_train), "photos_val": len(a.y_val), "class_count": len(data.classes)})
     start = time.perf_counter()
@@ -59,6 +62,9 @@ def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
                            [EpochLogger(mlflow.active_run().info.run_id), *callbacks], cfg.seed)
     seconds = time.perf_counter() - start
     check(history)
+    early = stopped(len(history.get("loss", [])), seconds)
+    if early is not None:
+        return early, None
     model = for_inference(net, cfg)
     probs = outputs(model, a.x_val)
     train, val = accuracy(model, a.x_train, a.y_train), float(np.mean(probs.argmax(1) == a.y_val))

@@ -27,7 +27,7 @@ from fmnist.search.oracle import NOT_TRAINED, Scheduled, skipped_reason
 from fmnist.search.pruning import make_pruner
 from fmnist.search.seeding import Seeded
 from fmnist.search.space import command, params, trial_config
-from fmnist.training.callbacks import Pace
+from fmnist.training.callbacks import Pace, Rungs
 
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 
@@ -92,6 +92,25 @@ class ConfigHyperModel(kt.HyperModel):
         if pace and pace.projected:
             raise kt.errors.FailedTrialError(f"{NOT_TRAINED}too slow: {pace.projected / 60:.1f} min projected, "
                                              f"over sweep.trial_minutes={self.minutes:g}")
+
+    def rungs(self, x_val, y_val, pace: Pace | None, x_sample) -> Rungs | None:
+        """The callback that reports a pruned trial's rungs (None when trials are not pruned)."""
+        if not self.pruned:
+            return None
+        return Rungs(x_val, y_val, self.cfg.pruner.rung_steps, self.reporter, pace, x_sample=x_sample)
+
+    def stopped_early(self, rungs: Rungs | None, steps_run: int, seconds: float) -> dict[str, float] | None:
+        """A trial stopped at a rung (pruned, or too slow for the next): its record (tags `pruned`,
+        `pruned_by`; metrics at the rung where it stopped) and the result the tuner gets; None
+        for a trial that reached its last rung (or was not pruned at all)."""
+        if rungs is None or not (rungs.pruned or rungs.capped):
+            return None
+        self.outcome = {"status": "PRUNED", "pruned_by": "rung" if rungs.pruned else "time"}
+        epochs = steps_run / self.cfg.pruner.parts
+        mlflow.set_tags({"pruned": "true", "pruned_by": self.outcome["pruned_by"]})
+        mlflow.log_metrics({"val_accuracy": rungs.value, "epochs_run": epochs, "rung": rungs.reached,
+                            "epoch_seconds": seconds / max(epochs, 1e-9)}, step=steps_run)
+        return {"val_accuracy": rungs.value}
 
 
 @functools.cache

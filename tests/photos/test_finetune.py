@@ -217,7 +217,7 @@ def photo_sweep_cfg(folder: Path, tmp_path: Path, base: str) -> Config:
     """experiment=finetune, small: 3 one-epoch trials from scratch or from `base`, the best retrained for 2."""
     cfg = compose("train", ["experiment=finetune", f"photos={folder}", f"finetune.cache={tmp_path / 'cache'}",
                                  "trainer.verbose=0", "tuner.max_trials=3", "tuner.initial_points=3",
-                                 "trainer.epochs=1", "selection.retrain_epochs=2", "photo.size=32"])
+                                 "pruner.rungs=[1]", "selection.retrain_epochs=2", "photo.size=32"])
     cfg.search.finetune.base["values"] = ["none", base]
     for entry in ("trainable", "warmup_epochs"):
         cfg.search.finetune[entry]["when"] = {"finetune.base": [base]}

@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(tracking_server, tmp_path, proc
     workers[0].wait_for("waiting for the chief", 180)  # started before the chief: it waits, then joins
     chief = Sweep(["distributed.role=chief", address], tmp_path, env)
     processes.append(chief)
-    trial = workers[0].wait_for(r"\[trial (\d+), \d+ of 6\] start", 240).group(1)
+    trial = workers[0].wait_for(r"\[trial (\d+)\] start", 240).group(1)
     client = MlflowClient(tracking_server)
     experiment = client.get_experiment_by_name("fmnist").experiment_id
     half_logged = client.search_runs([experiment], f"tags.trial_id = '{trial}' and tags.tuner_id = 'worker-0'")
@@ -176,7 +176,7 @@ def test_a_killed_cluster_launcher_takes_its_chief_and_workers_along(tracking_se
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
     launcher = Sweep(["cluster.workers=2", "mlflow.experiment=launcher-killed"], tmp_path, env)
     processes.append(launcher)
-    launcher.wait_for(r"worker-\d \| \[trial \d+, \d+ of 6\] start", 240)
+    launcher.wait_for(r"worker-\d \| \[trial \d+\] start", 240)
     started = children_of(launcher.proc.pid)
     assert len(started) == 3, f"a chief and 2 workers: {started}"
     launcher.proc.send_signal(signal.SIGKILL)

@@ -131,7 +131,7 @@ def test_sigkill_mid_trial_then_resume(store, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     deadline = time.time() + 240
     for line in proc.stdout:  # wait until trial 1 is inside its second epoch
-        if "[trial 1," in line and "start" in line:
+        if "[trial 1] start" in line:
             started = True
         if "Epoch 2/4" in line and "started" in locals():
             break
