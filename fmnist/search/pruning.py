@@ -43,9 +43,8 @@ class SuccessiveHalving(Pruner):
     def keep(self, rung: int, value: float, scores: Scores) -> bool:
         if rung >= len(self.steps) - 1:
             return True
-        values = sorted(scores.get(rung, {}).values(), reverse=True)
-        kept = max(1, len(values) // self.eta)
-        return not values or value >= values[min(kept, len(values)) - 1]
+        values = sorted(scores[rung].values(), reverse=True)  # this trial's among them: never empty
+        return value >= values[max(1, len(values) // self.eta) - 1]
 
 
 def make_pruner(cfg: PrunerConfig) -> Pruner:

@@ -30,13 +30,15 @@ class Pace(keras.callbacks.Callback):
         self.rungs = list(rungs or [])
         self.projected = 0.0
         self.cap: int | None = None  # the last Keras epoch this run can afford (a rung's); None: all
-        self._batches = 0
+        self._before = 0  # batches in the Keras epochs already ended
         self._mark: tuple[int, float] | None = None
         self._measured = False
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._before += self.params["steps"]
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._batches += 1
-        seen = self._batches
+        seen = self._before + batch + 1  # `batch`, not a count of calls: one call spans steps_per_execution batches
         if self._measured or seen <= self.warmup:
             return
         if self._mark is None:
