@@ -28,7 +28,7 @@ from fmnist.training.fitting import fit, log_results, margin, per_epoch
 from fmnist.training.model import CUSTOM_OBJECTS, build_model
 from fmnist.training.tracking import EpochLogger
 
-TRIAL_TRAIN_EVERY = 5  # a trial's gap: training accuracy on every fifth training image, as BestWithinGap's
+GAP_SAMPLE = 5  # the gap's training side on every fifth training image: a trial's, and BestWithinGap's each epoch
 
 
 class SpaceHyperModel(ConfigHyperModel):
@@ -53,8 +53,9 @@ class SpaceHyperModel(ConfigHyperModel):
         trial = self.trial
         epochs, initial = kwargs.get("epochs", trial.trainer.epochs), kwargs.get("initial_epoch", 0)  # Hyperband's
         pace = self.pace(epochs - initial)
-        # every fifth training image: a fixed, roughly class-balanced sample for the gap
-        keep = BestWithinGap(splits.x_train[::5], splits.y_train[::5], self.max_gap) if self.max_gap is not None else None
+        # a fixed, roughly class-balanced sample for the gap
+        keep = (BestWithinGap(splits.x_train[::GAP_SAMPLE], splits.y_train[::GAP_SAMPLE], self.max_gap)
+                if self.max_gap is not None else None)
         extra = [EpochLogger(mlflow.active_run().info.run_id), keras.callbacks.TerminateOnNaN(), *filter(None, (pace, keep))]
         self.log_trial(hp, trial)
         start = time.perf_counter()
@@ -87,7 +88,7 @@ class SpaceHyperModel(ConfigHyperModel):
             return stopped
         timing = {"epoch_seconds": seconds / pruner.rungs[-1], "rung": rungs.reached}
         summary = log_results(model, splits, per_epoch(history, pruner.parts), self.report, trial.model.augment,
-                              train_every=TRIAL_TRAIN_EVERY, **timing)
+                              train_every=GAP_SAMPLE, **timing)
         return {"val_accuracy": summary["val_accuracy"]}
 
 
