@@ -1,6 +1,7 @@
 """Ways to classify a user's photos, side by side on held-out photos.
 
     python bench/finetune.py TRAIN_DIR VALIDATION_DIR [--base best] [--epochs 30] [--registered fmnist-photos]
+                             [--imagenet NAME ...]
 
 TRAIN_DIR and VALIDATION_DIR hold one subfolder per class (../shared/real-photos/train and
 validation/). Each recipe fine-tunes on TRAIN_DIR (selecting on its own split, as the
@@ -9,6 +10,8 @@ own so the user's `fmnist-photos` is untouched; then every model, and the photo 
 registered `fmnist-photos@best`, is scored on VALIDATION_DIR: accuracy over all classes
 and per class, and the minutes each took. Zero-shot is the Fashion-MNIST model itself with
 the folders mapped to its classes as in bench/real_photos.py (no class: always wrong).
+`--imagenet NAME` adds a start from keras.applications' NAME with ImageNet weights (downloaded
+into ~/.keras/models on first use: a machine with internet, once).
 """
 
 from __future__ import annotations
@@ -34,9 +37,14 @@ PLAIN = checked("train", [])
 CACHE, FMNIST = PLAIN.finetune.cache, PLAIN.mlflow.registered_model  # FMNIST: what `best` names for a start
 
 
-def recipes(base: str, epochs: int) -> dict[str, list[str]]:
-    """name -> fmnist.finetune overrides."""
+def recipes(base: str, epochs: int, imagenet: list[str]) -> dict[str, list[str]]:
+    """name -> fmnist.finetune overrides. An ImageNet start takes experiment=finetune's photos
+    and augmentation, warms its new classifier up for 3 epochs, then trains all layers at a
+    lower rate than from scratch (the usual advice for pretrained weights; not tuned here)."""
     common = [f"trainer.epochs={epochs}", "finetune.augment.flip=true", "finetune.augment.shift=0.05"]
+    pretrained = {f"ImageNet {name}, 96x96 colour, fine-tune all (3 epochs warm-up)": [
+        "experiment=finetune", f"model=imagenet:{name}", "finetune.trainable=all", "finetune.warmup_epochs=3",
+        "model.learning_rate=0.0003", f"trainer.epochs={epochs}"] for name in imagenet}
     return {
         "frozen network, new classifier": [f"model={base}", "finetune.trainable=classifier", *common],
         "fine-tune all (3 epochs warm-up)": [f"model={base}", "finetune.trainable=all", "finetune.warmup_epochs=3",
@@ -44,6 +52,7 @@ def recipes(base: str, epochs: int) -> dict[str, list[str]]:
         "from scratch, same network, 28x28": ["model=none", *common],
         "from scratch, experiment=finetune's network, 64x64 colour": [
             "experiment=finetune", "model=none", "photo.size=64", f"trainer.epochs={epochs}"],
+        **pretrained,
     }
 
 
@@ -95,13 +104,15 @@ def main() -> None:
     parser.add_argument("--base", default="best", help="the Fashion-MNIST model to start from (fmnist.predict model=)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--registered", default="models:/fmnist-photos@best", help="the photo sweep's model")
+    parser.add_argument("--imagenet", action="append", default=[], metavar="NAME",
+                        help="also fine-tune keras.applications' NAME from ImageNet weights (e.g. MobileNetV3Small)")
     args = parser.parse_args()
     photos = scan(args.validation)
     print(f"| recipe | all ({len(photos.files)} photos) | " + " | ".join(photos.classes) + " | minutes |")
     print("|" + " --- |" * (len(photos.classes) + 3))
     print(row(f"zero-shot: {args.base} (Fashion-MNIST classes mapped)",
               score_zero_shot(load_classifier(args.base, FMNIST), photos), 0.0), flush=True)
-    for name, overrides in recipes(args.base, args.epochs).items():
+    for name, overrides in recipes(args.base, args.epochs, args.imagenet).items():
         clf, minutes = run_recipe(overrides, args.train)
         print(row(name, score_same_classes(clf, scan(args.validation, clf.classes)), minutes), flush=True)
     try:

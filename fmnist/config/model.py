@@ -23,7 +23,15 @@ class ConvBlock(Strict):
     padding: Padding
     pool: bool
     batch_norm: bool
+    residual: bool = Field(False, description="the block's input added to its convs' output (a 1x1 conv "
+                           "where the shape changes), as in a ResNet: deeper photo networks still train")
     dropout: float = Field(ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _residual_keeps_the_shape(self) -> ConvBlock:
+        if self.residual and self.padding != "same":
+            raise ValueError("a residual block needs padding 'same' (its input is added to its output)")
+        return self
 
 
 class DenseLayer(Strict):

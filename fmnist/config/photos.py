@@ -4,14 +4,16 @@ from the YAML it was logged with, so they stand alone: no training or sweep sect
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fmnist.config.strict import Strict
 
 Mode = Literal["auto", "photo", "fmnist"]  # predict: how an input is prepared
 Look = Literal["fmnist", "colour", "plain"]  # photo.input: what a model takes
+IMAGENET = "imagenet:"  # finetune.base=imagenet:NAME: a keras.applications network, ImageNet weights
 
 
 class Limits(Strict):
@@ -69,7 +71,8 @@ class FinetuneConfig(Strict):
     """How `fmnist.finetune` and photo sweeps train on a folder of the user's labelled photos."""
 
     base: str = Field(description="Fashion-MNIST model whose weights start the network: best | "
-                      "models:/... | runs:/... | FILE.keras | none (from scratch, built from `model`)")
+                      "models:/... | runs:/... | FILE.keras | imagenet:NAME (a keras.applications network "
+                      "with ImageNet weights) | none (from scratch, built from `model`)")
     trainable: Literal["all", "dense", "classifier"] = Field(description="what trains after the warm-up")
     warmup_epochs: int = Field(ge=0, le=1000, description="epochs with only the new classifier training")
     dropout: float = Field(ge=0.0, lt=1.0, description="before the new classifier")
@@ -79,7 +82,23 @@ class FinetuneConfig(Strict):
     registered_model: str
     cache: str = Field(description="prepared photo inputs, by content and photo settings")
     workers: int = Field(ge=1, le=64, description="threads preparing photos")
+    calibrate: bool = Field(description="fit a temperature on the selection split so the logged "
+                            "model's confidences match its accuracy (fmnist/training/calibration.py)")
+
+    @field_validator("base")
+    @classmethod
+    def _imagenet_name(cls, v: str) -> str:
+        """Only the form of `imagenet:NAME` here: whether keras.applications has NAME is asked
+        when the network is built (fmnist/photos/imagenet.py), so a config error costs no Keras."""
+        if v.startswith(IMAGENET) and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v.removeprefix(IMAGENET)):
+            raise ValueError(f"name a keras.applications network after {IMAGENET}, e.g. {IMAGENET}MobileNetV3Small")
+        return v
 
     @property
     def from_scratch(self) -> bool:
         return self.base == "none"
+
+    @property
+    def imagenet(self) -> Optional[str]:
+        """NAME of an `imagenet:NAME` start (a keras.applications network), else None."""
+        return self.base.removeprefix(IMAGENET) if self.base.startswith(IMAGENET) else None

@@ -138,6 +138,8 @@ class SelectionConfig(Strict):
                          "promote_epochs more, and the best of those is retrained; 1: no promotion")
     promote_epochs: int = Field(ge=1, le=1000)
     promote_minutes: float = Field(ge=0, description="all promotions together; 0: no limit")
+    ensemble: int = Field(ge=1, le=10, description="a photo sweep registers the mean of its best N models "
+                          "(the winner and the next best eligible trials) when no worse; 1: the winner alone")
 
     def epochs_at(self, epoch_seconds: float | None) -> int:
         """`retrain_epochs`, fewer if that many would take longer than `retrain_minutes` at the
@@ -241,6 +243,9 @@ class Config(TrainConfig):
         if photo_paths and not self.photos:
             raise ValueError(f"search.{photo_paths[0]}: a photo sweep's entry; give the photos: photos=DIR "
                              "(a folder with one subfolder of labelled photos per class)")
+        if self.selection.ensemble > 1 and not self.photos:
+            raise ValueError(f"selection.ensemble={self.selection.ensemble}: selection.ensemble is for photo sweeps "
+                             "(photos=DIR); a Fashion-MNIST sweep registers one model: set selection.ensemble=1")
         if self.photos:
             check_start(self)
             if self.tuner.kind == "hyperband":
@@ -259,7 +264,13 @@ class Config(TrainConfig):
 
 
 def check_start(cfg: Config) -> None:
-    """A Fashion-MNIST start must take the look its weights learnt."""
+    """A Fashion-MNIST start must take the look its weights learnt; an ImageNet one takes
+    RGB photos (of any side it can pool: fmnist/photos/imagenet.py says when too small)."""
+    if cfg.finetune.imagenet:
+        if cfg.photo.input == "fmnist":
+            raise ValueError(f"finetune.base={cfg.finetune.base}: an ImageNet network takes RGB photos, not the "
+                             f"gray fmnist look; set photo.input=colour (or plain) and photo.size=96 or more")
+        return
     if not cfg.finetune.from_scratch and (cfg.photo.input, cfg.photo.size) != ("fmnist", SIZE):
         raise ValueError(f"finetune.base={cfg.finetune.base}: a Fashion-MNIST start takes the 28x28 fmnist look; "
                          f"set photo.input=fmnist photo.size=28, or finetune.base=none")

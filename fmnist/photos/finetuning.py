@@ -15,12 +15,14 @@ import numpy as np
 from fmnist.batches import outputs
 from fmnist.config import Config
 from fmnist.errors import ConfigError, NoModelError
+from fmnist.photos.imagenet import backbone
 from fmnist.photos.photoset import PhotoArrays, PhotoData, load_photo_data
 from fmnist.photos.transfer import for_inference, network, train_stages
 from fmnist.reports.photos import log_photo_reports
 from fmnist.search.registry import HolderScore, photo_holder_score, register_if_better
 from fmnist.serving.classifier import log_photo_model
 from fmnist.serving.loading import load_classifier
+from fmnist.training.calibration import calibrated, expected_calibration_error, fit_temperature
 from fmnist.training.fitting import accuracy, seed_everything
 from fmnist.training.tracking import EpochLogger, flatten, run_tags, use_store
 
@@ -33,9 +35,13 @@ def photo_data(cfg: Config) -> PhotoData:
 
 
 def load_base(cfg: Config) -> keras.Model | None:
-    """The Fashion-MNIST model to start from, or None for a network from scratch."""
+    """The model to start from: a Fashion-MNIST classifier, an ImageNet backbone
+    (`imagenet:NAME`, its weights fetched into the Keras cache on first use: a failed
+    download is one line, here, before any training), or None for a network from scratch."""
     if cfg.finetune.from_scratch:
         return None
+    if cfg.finetune.imagenet:
+        return backbone(cfg.finetune.imagenet, cfg.photo.shape)
     try:
         model = load_classifier(cfg.finetune.base, cfg.mlflow.registered_model).model
     except NoModelError as e:
@@ -46,15 +52,33 @@ def load_base(cfg: Config) -> keras.Model | None:
     return model
 
 
+def calibrate_on_selection(model: keras.Model, x_sel: np.ndarray, y_sel: np.ndarray,
+                           probs: np.ndarray) -> tuple[keras.Model, np.ndarray, tuple[np.ndarray, float]]:
+    """`model` wrapped with the temperature fitted on the selection split, its probabilities
+    there, and (the probabilities before, T) for the reliability diagram; logs `temperature`,
+    `ece_before` and `ece_after`. The selection split (validation=DIR2, else the held-out share
+    of photos=DIR) is the only data a user's photos leave for it: on the training photos the
+    network is sure and right, so they would teach T nothing. No other folder is read (a
+    check set such as ../shared/real-photos/validation/ stays unseen), and ece_after, measured
+    where T was fitted, flatters a little. Accuracy does not change: T keeps each row's argmax."""
+    temperature = fit_temperature(probs, y_sel)
+    scaled_model = calibrated(model, temperature)
+    after = outputs(scaled_model, x_sel)
+    mlflow.log_metrics({"temperature": temperature, "ece_before": expected_calibration_error(probs, y_sel),
+                        "ece_after": expected_calibration_error(after, y_sel)})
+    return scaled_model, after, (probs, temperature)
+
+
 def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
                 check: Callable[[dict[str, list[float]]], None] = lambda history: None,
                 stopped: Callable[[int, float], Any] = lambda epochs, seconds: None) -> tuple[dict[str, float], str]:
     """Train on the photos and leave in the active run what every fine-tuning leaves: the
     summary metrics, reports over the user's classes, and the model with its classes and
-    photo steps (a PhotoClassifier). `check` may reject the training (a sweep's trial that
-    diverged or ran too slow) before anything is logged; `stopped` (epochs run, seconds) may
-    answer a result for a sweep's trial stopped at a rung, which logs nothing more. Returns the
-    summary and the model's URI (None for a stopped trial)."""
+    photo steps (a PhotoClassifier), temperature-scaled when `finetune.calibrate`. `check`
+    may reject the training (a sweep's trial that diverged or ran too slow) before anything
+    is logged; `stopped` (epochs run, seconds) may answer a result for a sweep's trial
+    stopped at a rung, which logs nothing more. Returns the summary and the model's URI
+    (None for a stopped trial)."""
     a: PhotoArrays = data.arrays(cfg.photo)
     mlflow.log_metrics({"photos_train": len(a.y_train), "photos_val": len(a.y_val), "class_count": len(data.classes)})
     start = time.perf_counter()
@@ -71,15 +95,20 @@ def fit_and_log(cfg: Config, data: PhotoData, net: keras.Model, callbacks: list,
     summary = {"train_accuracy": train, "val_accuracy": val, "overfit_gap": train - val}
     mlflow.log_metrics({**summary, "train_seconds": seconds, "epoch_seconds": seconds / max(1, len(history["loss"]))},
                        step=len(history["loss"]))
+    calibration = None
+    if cfg.finetune.calibrate:
+        model, probs, calibration = calibrate_on_selection(model, a.x_val, a.y_val, probs)
     if cfg.report.enabled:
-        log_photo_reports(history, a.y_val, probs, data.classes, list(a.val_files), cfg.limits, cfg.report.mistakes)
+        log_photo_reports(history, a.y_val, probs, data.classes, list(a.val_files), cfg.limits, cfg.report.mistakes,
+                          calibration)
     uri = log_photo_model(model, name="model", photo=cfg.photo, classes=data.classes)
     mlflow.set_tag("model_uri", uri)
     return summary, uri
 
 
 def base_tags(cfg: Config) -> dict[str, str]:
-    """Which Fashion-MNIST model the run started from: the reference and, from the registry, its version."""
+    """Which model the run started from: the reference (`imagenet:NAME` for an ImageNet
+    backbone) and, for a registry alias, its version."""
     if cfg.finetune.from_scratch:
         return {"base_model": "none"}
     ref = cfg.finetune.base

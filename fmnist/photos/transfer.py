@@ -1,8 +1,10 @@
 """Fine-tuning on a user's photos: the network, its augmentation and its two-stage training.
 
 The network is a Fashion-MNIST model's (its classifier replaced by one for the user's
-classes) or one built from `model:` at the photo input's size, from scratch. Training
-optionally warms the new classifier up alone, then lets `finetune.trainable` join.
+classes), a keras.applications network with ImageNet weights (`imagenet:NAME`,
+fmnist/photos/imagenet.py) under such a classifier, or one built from `model:` at the photo
+input's size, from scratch. Training optionally warms the new classifier up alone, then lets
+`finetune.trainable` join.
 """
 
 from __future__ import annotations
@@ -52,31 +54,47 @@ def augmenter(a: PhotoAugment, seed: int) -> list[layers.Layer]:
 
 def new_classifier(base: keras.Model, classes: int, dropout: float) -> keras.Model:
     """`base`'s layers up to its last hidden one, then a new softmax over `classes`."""
-    features = base.layers[-1].input
+    return classifier_on(base.inputs, base.layers[-1].input, classes, dropout)
+
+
+def classifier_on(inputs: list, features, classes: int, dropout: float) -> keras.Model:  # noqa: ANN001
+    """`finetune.dropout` and a softmax over `classes` on `features`: the head every start gets."""
     x = layers.Dropout(dropout)(features) if dropout else features
     outputs = layers.Dense(classes, activation="softmax", name="classes")(x)
-    return keras.Model(base.inputs, outputs, name="photo_classifier")
+    return keras.Model(inputs, outputs, name="photo_classifier")
 
 
 def network(cfg: Config, classes: int, base: keras.Model | None) -> keras.Model:
-    """A copy of `base` (a Fashion-MNIST model: each trial of a sweep starts from its
-    weights, not from the last trial's) or, with none, `cfg.model` built at the photo size;
-    either way `finetune.dropout` and a new classifier on its last hidden layer."""
+    """A copy of `base` (each trial of a sweep starts from its weights, not from the last
+    trial's) or, with none, `cfg.model` built at the photo size; then `finetune.dropout` and a
+    new classifier: on a Fashion-MNIST model's last hidden layer, after an ImageNet backbone's
+    pooled features (it has no top)."""
     if base is None:
-        start = build_model(cfg.model, cfg.photo.shape, classes)
-    else:
-        inner = base_model(base)
-        start = keras.models.clone_model(inner)
-        start.set_weights(inner.get_weights())
+        return new_classifier(build_model(cfg.model, cfg.photo.shape, classes), classes, cfg.finetune.dropout)
+    start = copied(base if cfg.finetune.imagenet else base_model(base))
+    if cfg.finetune.imagenet:
+        return classifier_on(start.inputs, start.outputs[0], classes, cfg.finetune.dropout)
     return new_classifier(start, classes, cfg.finetune.dropout)
 
 
-def set_trainable(net: keras.Model, which: str) -> None:
+def copied(model: keras.Model) -> keras.Model:
+    """A new model with `model`'s layers and weights, sharing no variable with it."""
+    start = keras.models.clone_model(model)
+    start.set_weights(model.get_weights())
+    return start
+
+
+def set_trainable(net: keras.Model, which: str, keep_norms: bool = False) -> None:
     """all | dense (dense layers and the classifier) | classifier. Frozen batch norm layers
-    also stop updating their statistics (Keras runs them in inference mode)."""
+    also stop updating their statistics (Keras runs them in inference mode). `keep_norms` (an
+    ImageNet start) keeps them frozen throughout: their statistics are ImageNet's, and a few
+    hundred photos in batches of 32 would replace them with noisier ones (Keras' own advice
+    for fine-tuning keras.applications networks)."""
     last = net.layers[-1]
     for layer in net.layers:
-        layer.trainable = which == "all" or layer is last or (which == "dense" and isinstance(layer, layers.Dense))
+        kept = keep_norms and isinstance(layer, layers.BatchNormalization)
+        layer.trainable = not kept and (which == "all" or layer is last
+                                        or (which == "dense" and isinstance(layer, layers.Dense)))
 
 
 def stages(cfg: Config) -> list[tuple[int, str]]:
@@ -110,7 +128,7 @@ def train_stages(net: keras.Model, cfg: Config, train: tuple[np.ndarray, np.ndar
         callbacks = [*callbacks, cosine_schedule(cfg.model.learning_rate, cfg.trainer.epochs)]
     start = 0
     for stage, (end, which) in enumerate(stages(cfg)):
-        set_trainable(net, which)
+        set_trainable(net, which, keep_norms=bool(cfg.finetune.imagenet))
         model = compiled(net, cfg, seed + 100 * stage)  # a stage does not replay the last one's draws
         h = model.fit(**fit_inputs(train[0], onehot(train[1]), cfg.trainer.batch_size, seed + stage), epochs=end,
                       initial_epoch=start, validation_data=validation_data(val[0], onehot(val[1])), callbacks=callbacks,

@@ -15,6 +15,7 @@ from PIL import Image
 from fmnist.config import Limits
 from fmnist.errors import ImageError
 from fmnist.images.reading import read_image
+from fmnist.reports.calibration import write_reliability
 from fmnist.reports.confusion import write_confusion
 from fmnist.reports.curves import write_curves
 from fmnist.reports.mistakes import write_mistakes
@@ -39,19 +40,23 @@ def thumbnails(files: list[Path], limits: Limits) -> np.ndarray:
 
 def write_photo_reports(history: dict[str, list[float]], y_val: np.ndarray, probs: np.ndarray,
                         classes: tuple[str, ...], files: list[Path], limits: Limits, mistakes: int,
-                        out: Path) -> list[Path]:
+                        out: Path, calibration: tuple[np.ndarray, float] | None = None) -> list[Path]:
+    """`calibration`: the probabilities before temperature scaling and the temperature, for
+    the reliability diagram (`probs` are then the calibrated ones)."""
     return [*write_curves(history, out),
             *write_confusion(y_val, probs.argmax(1), classes, out),
             *write_mistakes(lambda picked: thumbnails([files[i] for i in picked], limits), y_val, probs, classes,
-                            mistakes, out, what="validation-photo")]
+                            mistakes, out, what="validation-photo"),
+            *(write_reliability(calibration[0], probs, y_val, calibration[1], out) if calibration else [])]
 
 
 def log_photo_reports(history: dict[str, list[float]], y_val: np.ndarray, probs: np.ndarray,
-                      classes: tuple[str, ...], files: list[Path], limits: Limits, mistakes: int) -> None:
+                      classes: tuple[str, ...], files: list[Path], limits: Limits, mistakes: int,
+                      calibration: tuple[np.ndarray, float] | None = None) -> None:
     """Drawn and logged under `reports/` of the active run; a failure is a warning, not a failed run."""
     try:
         with tempfile.TemporaryDirectory(prefix="fmnist-reports-") as tmp, collector_paused():
-            write_photo_reports(history, y_val, probs, classes, files, limits, mistakes, Path(tmp))
+            write_photo_reports(history, y_val, probs, classes, files, limits, mistakes, Path(tmp), calibration)
             mlflow.log_artifacts(tmp, ARTIFACT_PATH)
     except Exception as e:  # noqa: BLE001 - a picture must not fail the run it describes
         message = f"{type(e).__name__}: {e}".splitlines()[0][:500]

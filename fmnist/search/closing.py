@@ -1,6 +1,7 @@
 """How every sweep ends, whatever its kind: the leaderboard, the winner (the best few trials
-promoted, the best of them retrained), registration against the alias holder, and the closing
-table. Idempotent, so a resumed sweep that already registered registers nothing again.
+promoted, the best of them retrained, optionally averaged with the next best: an ensemble),
+registration against the alias holder, and the closing table. Idempotent, so a resumed
+sweep that already registered registers nothing again.
 
 One policy for every kind; what differs is the kind's (fmnist/search/kind.py): its data, how
 its trials train longer, whether it has a test set, what the registry gets and how its
@@ -29,7 +30,8 @@ SUMMARY = ("train_accuracy", "val_accuracy", "overfit_gap")  # what every run th
 def finalize(kind: SweepKind, tuner, cfg: Config, parent: Run, data: Any) -> dict[str, Any] | None:
     """Leaderboard; the winner: the best trial within `selection.max_gap`, or the best of the
     few promoted to longer runs, retrained for `selection.retrain_epochs` (short trials find
-    the settings, one long run gets what they are worth: `winner`); registration as a version
+    the settings, one long run gets what they are worth: `winner`), or with `selection.ensemble`
+    its average with the next best trials when no worse (`ensembled`); registration as a version
     of the kind's registered model, the alias moving only if it beats the holder measured on
     the same validation images. A rerun after a closing that registered compares that version
     if it was not compared yet (`finish_comparison`), and registers nothing."""
@@ -39,7 +41,7 @@ def finalize(kind: SweepKind, tuner, cfg: Config, parent: Run, data: Any) -> dic
     if done or best is None:
         return best and {**best, "version": done, "moved": finish_comparison(name, s.alias, done, holder_score)}
     best = promote(kind, tuner, cfg, board, data) or best
-    source = winner(kind, tuner, cfg, best, data)
+    source = ensembled(kind, cfg, board, best, winner(kind, tuner, cfg, best, data), data)
     logged = mlflow.get_run(source).data.metrics
     registration = kind.registration(cfg, source, data)
     metrics = {**{k: logged[k] for k in SUMMARY}, **registration.metrics}
@@ -71,6 +73,30 @@ def winner(kind: SweepKind, tuner, cfg: Config, best: dict[str, Any], data: Any)
         print(f"the retrained model {why}; registering trial {best['trial_id']}'s own model instead", flush=True)
         return trial
     return retrained
+
+
+def ensembled(kind: SweepKind, cfg: Config, board: pd.DataFrame, best: dict[str, Any], source: str,
+              data: Any) -> str:
+    """The run to register: `source` (the winner's), or with `selection.ensemble` K > 1 the
+    kind's average of its model and the next best K-1 eligible trials' (`kind.ensemble`),
+    when that is no worse on validation. The kind's run records what it costs per photo
+    beside the winner alone (about K times as much): the user weighs that, not the closing."""
+    k, gap = cfg.selection.ensemble, cfg.selection.max_gap
+    if k < 2:
+        return source
+    others = board[(board["status"] == "COMPLETED") & (board["overfit_gap"] <= gap) &
+                   (board["trial_id"] != best["trial_id"])].nlargest(k - 1, "val_accuracy", keep="first")
+    if others.empty:
+        print(f"ensemble: no other trial has overfit_gap <= {gap}; registering the winner alone", flush=True)
+        return source
+    averaged = kind.ensemble(cfg, [source, *others["run_id"]], data)
+    if averaged is None:
+        return source
+    alone, together = (mlflow.get_run(r).data.metrics["val_accuracy"] for r in (source, averaged))
+    better = together >= alone
+    print(f"ensemble of {len(mlflow.get_run(averaged).data.tags['members'].split(','))}: val {together:.4f}, "
+          f"the winner alone {alone:.4f}: registering the {'ensemble' if better else 'winner'}", flush=True)
+    return averaged if better else source
 
 
 def report(kind: SweepKind, rows_best: dict[str, Any] | None, cfg: Config, parent_id: str, minutes: float) -> None:

@@ -73,6 +73,14 @@ class SweepKind(ABC):
     def registration(self, cfg: Config, run_id: str, data: Any) -> Registration:
         """What the registry gets from run `run_id`, the winner (a trial, or its retrain)."""
 
+    def ensemble(self, cfg: Config, run_ids: list[str], data: Any) -> str | None:
+        """The models of runs `run_ids` (the winner first, then the next best trials) averaged
+        into one, logged as a child run whose `model_uri` tag, `val_accuracy`, `train_accuracy`
+        and `overfit_gap` the closing reads as it reads the winner's; returns its run id. None:
+        this kind makes no ensembles (`selection.ensemble` is then ignored), or these runs make
+        none (the kind said why)."""
+        return None
+
     @abstractmethod
     def score(self, best: dict[str, Any], cfg: Config) -> str:
         """The closing table's words for the registered model's score."""

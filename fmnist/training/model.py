@@ -9,7 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fmnist.config import ModelConfig
+from fmnist.config import ConvBlock, ModelConfig
+from fmnist.training.calibration import Temperature
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
@@ -22,12 +23,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int] = INPUT_SHAP
     Photo models (fmnist.transfer) pass their own input shape and number of classes."""
     x = inputs = keras.Input(input_shape, name="image")
     for b in cfg.conv_blocks:
-        for k in range(b.convs):
-            x = layers.Conv2D(b.filters, b.kernel, strides=b.stride if k == 0 else 1, padding=b.padding,
-                              use_bias=not b.batch_norm)(x)
-            if b.batch_norm:
-                x = layers.BatchNormalization()(x)
-            x = layers.Activation("relu")(x)
+        x = residual_convs(x, b) if b.residual else plain_convs(x, b)
         if b.pool:
             x = layers.MaxPooling2D(2)(x)
         if b.dropout:
@@ -47,6 +43,35 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int, int] = INPUT_SHAP
     return model
 
 
+def plain_convs(x, b: ConvBlock):  # noqa: ANN001, ANN201 - Keras tensors
+    """(conv, optional batch norm, relu) x b.convs."""
+    for k in range(b.convs):
+        x = layers.Conv2D(b.filters, b.kernel, strides=b.stride if k == 0 else 1, padding=b.padding,
+                          use_bias=not b.batch_norm)(x)
+        if b.batch_norm:
+            x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def residual_convs(x, b: ConvBlock):  # noqa: ANN001, ANN201 - Keras tensors
+    """The same convs with the block's input added before the last relu (a 1x1 conv, and
+    batch norm, brings the input to the output's shape where the block changes it)."""
+    shortcut = x
+    for k in range(b.convs):
+        x = layers.Conv2D(b.filters, b.kernel, strides=b.stride if k == 0 else 1, padding=b.padding,
+                          use_bias=not b.batch_norm)(x)
+        if b.batch_norm:
+            x = layers.BatchNormalization()(x)
+        if k < b.convs - 1:
+            x = layers.Activation("relu")(x)
+    if tuple(shortcut.shape[1:]) != tuple(x.shape[1:]):
+        shortcut = layers.Conv2D(b.filters, 1, strides=b.stride, padding=b.padding, use_bias=not b.batch_norm)(shortcut)
+        if b.batch_norm:
+            shortcut = layers.BatchNormalization()(shortcut)
+    return layers.Activation("relu")(layers.Add()([x, shortcut]))
+
+
 @keras.saving.register_keras_serializable(package="fmnist")
 class Mirror(layers.Layer):
     """The left-right mirror image: `RandomFlip` without the randomness."""
@@ -56,7 +81,7 @@ class Mirror(layers.Layer):
 
 
 # For loaders of saved models; the registration above covers any process that imported this module.
-CUSTOM_OBJECTS = {"Mirror": Mirror}
+CUSTOM_OBJECTS = {"Mirror": Mirror, "Temperature": Temperature}
 
 
 def mirror_averaged(model: keras.Model) -> keras.Model:
@@ -69,5 +94,7 @@ def mirror_averaged(model: keras.Model) -> keras.Model:
 
 
 def base_model(model: keras.Model) -> keras.Model:
-    """The trained network inside a `mirror_averaged` model (or the model itself)."""
-    return next((layer for layer in model.layers if isinstance(layer, keras.Model)), model)
+    """The trained network inside a `mirror_averaged` and/or `calibrated` model (or the model
+    itself): wrappers nest, so it looks inside each until a model holds no other."""
+    inner = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
+    return model if inner is None else base_model(inner)

@@ -21,13 +21,16 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
+from fmnist.batches import outputs
 from fmnist.config import Config, Limits, PhotoSettings, from_yaml, validate
 from fmnist.config.loading import checked, compose
 from fmnist.errors import ConfigError
 from fmnist.kinds import sweep
-from fmnist.photos.finetuning import finetune
+from fmnist.photos.finetuning import finetune, photo_data
 from fmnist.photos.photoset import PhotoCache, PhotoSetError, load_photo_data, prepare_all, scan, stratified_split
 from fmnist.photos.predicting import predict
+from fmnist.serving.loading import load_classifier
+from fmnist.training.calibration import Temperature, expected_calibration_error
 from fmnist.training.run import train
 from tests.conftest import PHOTOS, REPO
 from tests.photos.test_predict import served_answer
@@ -70,10 +73,11 @@ def test_finetune_registers_a_model_that_speaks_its_classes(store, folder, tmp_p
     client = MlflowClient()
     run = client.get_run(run_id)
     assert {"train_accuracy", "val_accuracy", "overfit_gap", "val_loss"} <= set(run.data.metrics)
+    assert {"temperature", "ece_before", "ece_after"} <= set(run.data.metrics)  # finetune.calibrate: on by default
     assert run.data.params["photo.input"] == "colour" and run.data.tags["base_model"] == "none"
     assert {m.step for m in client.get_metric_history(run_id, "val_accuracy")} == {1, 2}  # a curve: one per epoch
     reports = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
-    assert {"confusion.png", "confusion.json", "mistakes.png", "curves.png"} <= reports
+    assert {"confusion.png", "confusion.json", "mistakes.png", "curves.png", "reliability.png"} <= reports
     confusion = json.loads(Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/reports/confusion.json"))
                            .read_text())
     assert confusion["class_names"] == list(CLASSES)
@@ -114,6 +118,28 @@ def test_finetune_from_a_fashion_mnist_model_and_the_alias_compares_on_the_same_
     challenger = mlflow.get_run(second).data.metrics["val_accuracy"]
     holder = str(client.get_model_version_by_alias("fmnist-photos", "best").version)
     assert holder == ("2" if challenger > held else "1")
+
+
+@pytest.mark.slow  # ~20 s here: two fine-tuning runs
+def test_finetune_logs_its_model_scaled_by_the_temperature_it_logs(store, folder, tmp_path):
+    """finetune.calibrate (default): the logged model ends in the fitted temperature, and its
+    probabilities on the selection photos give the logged ece_after; off: none of it."""
+    tiny = ("finetune.base=none", "photo.input=colour", "photo.size=32", "trainer.epochs=1")
+    run = mlflow.get_run(finetune(cfg_for(folder, tmp_path, *tiny)))
+    metrics = run.data.metrics
+    model = load_classifier(run.data.tags["model_uri"], "fmnist-cnn").model
+    assert isinstance(model.layers[-1], Temperature) and model.layers[-1].temperature == pytest.approx(
+        metrics["temperature"])
+    cfg = cfg_for(folder, tmp_path, *tiny)
+    a = photo_data(cfg).arrays(cfg.photo)
+    ece = expected_calibration_error(outputs(model, a.x_val), a.y_val)  # the cache's float16 inputs: 1e-5 off
+    assert ece == pytest.approx(metrics["ece_after"], abs=1e-3)
+    assert "reliability.png" in {Path(f.path).name for f in MlflowClient().list_artifacts(run.info.run_id, "reports")}
+
+    off = mlflow.get_run(finetune(cfg_for(folder, tmp_path, *tiny, "finetune.calibrate=false", "report.enabled=false")))
+    assert not {"temperature", "ece_before", "ece_after"} & set(off.data.metrics)
+    plain = load_classifier(off.data.tags["model_uri"], "fmnist-cnn").model
+    assert not any(isinstance(layer, Temperature) for layer in plain.layers)
 
 
 @pytest.mark.slow  # ~10 s or more here: make test-all and CI run it

@@ -299,7 +299,7 @@ def test_no_trial_starts_after_search_minutes(store):
 @pytest.mark.parametrize("seconds, epochs", [(None, 24), (10.0, 24), (60.0, 15), (1000.0, 1)])
 def test_the_retrain_shrinks_to_fit_retrain_minutes(seconds, epochs):
     selection = SelectionConfig(max_gap=0.03, alias="best", retrain_epochs=24, retrain_minutes=15, promote=1,
-                                promote_epochs=1, promote_minutes=0)
+                                promote_epochs=1, promote_minutes=0, ensemble=1)
     assert selection.epochs_at(seconds) == epochs
 
 

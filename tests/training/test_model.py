@@ -8,6 +8,7 @@ import pytest
 
 from fmnist.config import Config, validate
 from fmnist.config.loading import compose
+from fmnist.errors import ConfigError
 from fmnist.training.model import CUSTOM_OBJECTS, base_model, build_model, mirror_averaged
 
 
@@ -44,6 +45,27 @@ def test_batch_norm_is_built_and_augmentation_stays_out_of_the_model():
     assert "BatchNormalization" in kinds
     assert not [k for k in kinds if k.startswith("Random")], "augmentation belongs to the training batches"
     assert model.output_shape == (None, 10)
+
+def test_a_residual_block_adds_its_input_and_projects_it_where_the_shape_changes():
+    """Two residual blocks: 8 -> 8 channels adds the input as it is; 8 -> 16 with stride 2
+    adds a 1x1 strided projection of it. Parameters counted by hand (batch norm: 4 per channel)."""
+    block = "{filters:%d,convs:2,kernel:3,stride:%d,padding:same,pool:false,batch_norm:true,residual:true,dropout:0.0}"
+    cfg = validate(Config, compose("train", [f"model.conv_blocks=[{block % (8, 1)},{block % (16, 2)}]",
+                                             "model.dense=[]", "model.pooling=average", "search=none"]))
+    model = build_model(cfg.model, (28, 28, 8))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Add") == 2
+    first = 2 * (9 * 8 * 8 + 4 * 8)
+    second = 9 * 8 * 16 + 4 * 16 + 9 * 16 * 16 + 4 * 16 + (8 * 16 + 4 * 16)  # two convs and the projection
+    assert model.count_params() == first + second + dense(16, 10)
+    assert model.get_layer(index=-2).output.shape[1:] == (16,)
+
+
+def test_a_residual_block_needs_same_padding():
+    block = "{filters:8,convs:2,kernel:3,stride:1,padding:valid,pool:false,batch_norm:false,residual:true,dropout:0.0}"
+    with pytest.raises(ConfigError, match="residual block needs padding 'same'"):
+        validate(Config, compose("train", [f"model.conv_blocks=[{block}]"]))
+
 
 def test_mirror_averaged_model_is_the_mean_over_both_views_and_survives_saving(tmp_path):
     model = build_model(validate(Config, compose("train", ["experiment=quick"])).model)
