@@ -25,6 +25,10 @@ def mlflow_store(root: Path) -> Iterator[str]:
         mp.chdir(root)  # MLflow puts the default artifact root at ./mlruns
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
+        # An experiment an earlier test made active (in its own store) would be this store's too:
+        # `start_run` would then ask for an id this store lacks. Two test processes (pytest-xdist)
+        # run tests in other orders, so the order cannot be what resets it.
+        mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
         try:
             yield uri
         finally:

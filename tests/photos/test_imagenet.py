@@ -141,6 +141,7 @@ def test_fine_tuning_from_a_random_imagenet_network_logs_a_model_predict_loads(s
                   "finetune.warmup_epochs=1", "finetune.augment.flip=true", "finetune.dropout=0.2")
     data = photo_data(cfg)
     net = network(cfg, len(data.classes), backbone(SMALL, cfg.photo.shape, weights=None))
+    mlflow.set_experiment("imagenet")  # not an experiment id an earlier test left active in another store
     with mlflow.start_run():
         summary, uri = fit_and_log(cfg, data, net, [])
     assert 0 <= summary["val_accuracy"] <= 1
