@@ -168,9 +168,10 @@ def log_ensemble(cfg: Config, members: list[tuple[str, Classifier]], data: Photo
     a = data.arrays(steps)
     model = averaged([c.model for _, c in members])
     with mlflow.start_run(run_name="ensemble", nested=True, tags={"role": "ensemble", "members": ",".join(ids)}) as run:
+        probs = probabilities(model, a.x_val)
         if cfg.finetune.calibrate:  # as a single photo run is: T fitted on the selection split; argmax unchanged
-            model = calibrate_on_selection(model, a.x_val, a.y_val, probabilities(model, a.x_val))[0]
-        train, val = accuracy(model, a.x_train, a.y_train), accuracy(model, a.x_val, a.y_val)
+            model, probs, _ = calibrate_on_selection(model, a.x_val, a.y_val, probs)
+        train, val = accuracy(model, a.x_train, a.y_train), float(np.mean(probs.argmax(1) == a.y_val))
         mlflow.log_metrics({"train_accuracy": train, "val_accuracy": val, "overfit_gap": train - val,
                             "members": len(ids), "seconds_per_photo": seconds_per_photo(model, a.x_val),
                             "member_seconds_per_photo": seconds_per_photo(members[0][1].model, a.x_val)})

@@ -22,7 +22,7 @@ from fmnist.reports.photos import log_photo_reports
 from fmnist.search.registry import HolderScore, photo_holder_score, register_if_better
 from fmnist.serving.classifier import log_photo_model
 from fmnist.serving.loading import load_classifier
-from fmnist.training.calibration import calibrated, expected_calibration_error, fit_temperature
+from fmnist.training.calibration import calibrated, expected_calibration_error, fit_temperature, scaled
 from fmnist.training.fitting import accuracy, seed_everything
 from fmnist.training.tracking import EpochLogger, flatten, run_tags, use_store
 
@@ -63,7 +63,7 @@ def calibrate_on_selection(model: keras.Model, x_sel: np.ndarray, y_sel: np.ndar
     where T was fitted, flatters a little. Accuracy does not change: T keeps each row's argmax."""
     temperature = fit_temperature(probs, y_sel)
     scaled_model = calibrated(model, temperature)
-    after = outputs(scaled_model, x_sel)
+    after = scaled(probs, temperature)  # what scaled_model answers there, without running the network again
     mlflow.log_metrics({"temperature": temperature, "ece_before": expected_calibration_error(probs, y_sel),
                         "ece_after": expected_calibration_error(after, y_sel)})
     return scaled_model, after, (probs, temperature)
